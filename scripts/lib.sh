@@ -1,0 +1,71 @@
+# Shared helpers for the project scripts: paths, and throwaway PostgreSQL clusters run as
+# the `postgres` OS user (PostgreSQL refuses to run as root). Sourced, not executed.
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PG_MAJOR=15
+PG_BIN=/usr/lib/postgresql/$PG_MAJOR/bin
+PG_CONFIG=$PG_BIN/pg_config
+
+# Cluster directories live under the checkout when the postgres user can reach it, else
+# under /tmp (a checkout in /root, say, is closed to other users).
+run_dir() {
+  local dir="$ROOT/.run"
+  if ! sudo -u postgres test -x "$ROOT" 2>/dev/null; then
+    dir="/tmp/authz_ext-$(printf '%s' "$ROOT" | md5sum | cut -c1-12)"
+  fi
+  mkdir -p "$dir"
+  chmod 755 "$dir"
+  echo "$dir"
+}
+
+as_postgres() { sudo -u postgres -- "$@"; }
+
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# cluster_start NAME FIRST_PORT: initializes (once) and starts the cluster NAME, and sets
+# CLUSTER_DIR, PGDATA_DIR, PGPORT_USED, PGHOST_USED (socket directory), PG_PASSWORD.
+cluster_start() {
+  local name=$1 port=$2
+  CLUSTER_DIR="$(run_dir)/$name"
+  PGDATA_DIR="$CLUSTER_DIR/data"
+  PGHOST_USED="$CLUSTER_DIR/socket"
+  mkdir -p "$CLUSTER_DIR"
+  if [ ! -s "$CLUSTER_DIR/password" ]; then
+    (umask 077; head -c 18 /dev/urandom | base64 | tr -d '/+=' > "$CLUSTER_DIR/password")
+  fi
+  PG_PASSWORD=$(cat "$CLUSTER_DIR/password")
+  chown -R postgres:postgres "$CLUSTER_DIR"
+  if [ ! -s "$PGDATA_DIR/PG_VERSION" ]; then
+    as_postgres mkdir -p "$PGHOST_USED"
+    as_postgres "$PG_BIN/initdb" -D "$PGDATA_DIR" -U postgres --auth-local=trust \
+      --auth-host=scram-sha-256 --pwfile="$CLUSTER_DIR/password" -E UTF8 --locale=C.UTF-8 >/dev/null
+  fi
+  if as_postgres "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" status >/dev/null 2>&1; then
+    PGPORT_USED=$(cat "$CLUSTER_DIR/port")
+    return 0
+  fi
+  while port_in_use "$port" || [ -e "$PGHOST_USED/.s.PGSQL.$port" ]; do port=$((port + 1)); done
+  echo "$port" > "$CLUSTER_DIR/port"
+  PGPORT_USED=$port
+  as_postgres "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" -l "$CLUSTER_DIR/server.log" -w -t 60 start \
+    -o "-p $port -k $PGHOST_USED -c listen_addresses=127.0.0.1" >/dev/null
+}
+
+cluster_stop() {
+  local data="$(run_dir)/$1/data"
+  if [ -s "$data/PG_VERSION" ]; then
+    as_postgres "$PG_BIN/pg_ctl" -D "$data" -m fast -w stop >/dev/null 2>&1 || true
+  fi
+}
+
+# psql against the cluster last started, as the postgres superuser over the socket.
+cluster_psql() {
+  "$PG_BIN/psql" -X -v ON_ERROR_STOP=1 -q -h "$PGHOST_USED" -p "$PGPORT_USED" -U postgres "$@"
+}
+
+# Builds and installs the extension into the system PostgreSQL ($1: release or debug).
+install_extension() {
+  local profile=()
+  [ "$1" = release ] && profile=(--release)
+  (cd "$ROOT" && cargo pgrx install "${profile[@]}" --pg-config "$PG_CONFIG")
+}

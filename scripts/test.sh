@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Runs every test tier, printing each runner's summary; exits non-zero if any tier fails.
+#   (a) pure-Rust unit tests of src/core      cargo test
+#   (b) in-backend tests (#[pg_test])         cargo pgrx test, its own cluster
+#   (c) SQL regression files, tests/regress   pg_regress against a cluster started here
+#   (d) driver integration, tests/integration pytest + psycopg against the same cluster
+set -uo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+
+"$ROOT/scripts/setup.sh" || exit 1
+RUN=$(run_dir)
+passed=0
+failed=()
+
+tier() {
+  local name=$1; shift
+  echo
+  echo "=== tier $name"
+  if "$@"; then passed=$((passed + 1)); else failed+=("$name"); fi
+}
+
+unit_tests() { cargo test --lib --quiet -- core::; }
+
+pg_tests() {
+  mkdir -p "$RUN/pgrx-test" && chown postgres:postgres "$RUN/pgrx-test"
+  cargo pgrx test pg$PG_MAJOR --runas postgres --pgdata "$RUN/pgrx-test/data"
+}
+
+regression_tests() {
+  local tests
+  tests=$(cd tests/regress/sql && ls ./*.sql | sed 's|^\./||; s|\.sql$||' | sort)
+  rm -rf "$RUN/regress" && mkdir -p "$RUN/regress"
+  "$($PG_CONFIG --pkglibdir)/pgxs/src/test/regress/pg_regress" \
+    --bindir="$PG_BIN" --host="$PGHOST_USED" --port="$PGPORT_USED" --user=postgres \
+    --inputdir=tests/regress --outputdir="$RUN/regress" --dbname=authz_regress $tests
+  local rc=$?
+  [ $rc -ne 0 ] && [ -f "$RUN/regress/regression.diffs" ] && head -n 200 "$RUN/regress/regression.diffs"
+  return $rc
+}
+
+integration_tests() {
+  local venv="$ROOT/.venv"
+  if [ ! -x "$venv/bin/pytest" ] || ! cmp -s tests/integration/requirements.txt "$venv/requirements.txt"; then
+    python3 -m venv "$venv" && "$venv/bin/pip" install -q -r tests/integration/requirements.txt \
+      && cp tests/integration/requirements.txt "$venv/requirements.txt" || return 1
+  fi
+  AUTHZ_TEST_HOST="$PGHOST_USED" AUTHZ_TEST_PORT="$PGPORT_USED" \
+    "$venv/bin/pytest" -q -p no:cacheprovider tests/integration
+}
+
+tier "a: unit" unit_tests
+tier "b: pg_test" pg_tests
+
+echo
+echo "=== installing authz_ext (debug build) and starting the test cluster"
+if install_extension debug >/dev/null && cluster_start test 55500; then
+  tier "c: regression" regression_tests
+  tier "d: integration" integration_tests
+  cluster_stop test
+else
+  failed+=("install")
+fi
+
+echo
+[ ${#failed[@]} -gt 0 ] && echo "failed tiers: ${failed[*]}"
+echo "tiers: $passed passed, ${#failed[@]} failed"
+[ ${#failed[@]} -eq 0 ]

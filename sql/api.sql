@@ -1,0 +1,125 @@
+-- authz_ext: the public SQL interface (DESIGN.md section 3) and its privileges. Runs last.
+--
+-- Each function is a Rust C function (src/pg). Id parameters are declared "any": each one
+-- independently takes bigint, integer, smallint, uuid or text (or an untyped literal)
+-- without casts, stored as canonical text. None is SECURITY DEFINER or has a SET clause:
+-- table access switches to the extension owner inside (src/pg/owner.rs), so a per-row
+-- check pays no GUC save/restore.
+--
+-- PUBLIC may call the checks; everything that changes or lists is for the extension owner
+-- and the roles it grants EXECUTE to.
+
+-- Checks ---------------------------------------------------------------------------------
+
+CREATE FUNCTION @extschema@.authz_check(user_id "any", permission text, resource_id "any")
+RETURNS boolean LANGUAGE c STABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'authz_check_wrapper';
+COMMENT ON FUNCTION @extschema@.authz_check(user_id "any", permission text, resource_id "any") IS
+    'Whether the user holds the permission on the resource: resource override, then resource-type override, then role default, else false. NULL resource: the resource-type level.';
+
+CREATE FUNCTION @extschema@.authz_check(user_id "any", permission text)
+RETURNS boolean LANGUAGE c STABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'authz_check_type_wrapper';
+COMMENT ON FUNCTION @extschema@.authz_check(user_id "any", permission text) IS
+    'Whether the user holds the permission on every resource of its type (resource-type override, then role default).';
+
+CREATE FUNCTION @extschema@.authz_explain(user_id "any", permission text, resource_id "any" DEFAULT NULL)
+RETURNS TABLE (allowed boolean, decided_by text, role text, grant_id bigint,
+               expires_at timestamptz, reason text)
+LANGUAGE c STABLE PARALLEL SAFE ROWS 1
+AS 'MODULE_PATHNAME', 'authz_explain_wrapper';
+COMMENT ON FUNCTION @extschema@.authz_explain(user_id "any", permission text, resource_id "any") IS
+    'authz_check with its reasons: which level decided (resource, resource_type, role, default), the role, the deciding grant and its expiry.';
+
+CREATE FUNCTION @extschema@.authz_require(user_id "any", permission text, resource_id "any" DEFAULT NULL)
+RETURNS void LANGUAGE c STABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'authz_require_wrapper';
+COMMENT ON FUNCTION @extschema@.authz_require(user_id "any", permission text, resource_id "any") IS
+    'Raises insufficient_privilege (42501), naming user, permission and resource, unless authz_check allows.';
+
+-- Overrides and roles ------------------------------------------------------------------------
+
+CREATE FUNCTION @extschema@.authz_grant(user_id "any", permission text, resource_id "any" DEFAULT NULL,
+                                        expires_at timestamptz DEFAULT NULL, effect text DEFAULT 'allow',
+                                        granted_by "any" DEFAULT NULL)
+RETURNS bigint LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'authz_grant_wrapper';
+COMMENT ON FUNCTION @extschema@.authz_grant(user_id "any", permission text, resource_id "any", expires_at timestamptz, effect text, granted_by "any") IS
+    'Creates or replaces the override for (user, permission, resource); NULL resource: every resource of the type. Returns the grant id.';
+
+CREATE FUNCTION @extschema@.authz_revoke(user_id "any", permission text, resource_id "any" DEFAULT NULL)
+RETURNS boolean LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'authz_revoke_wrapper';
+COMMENT ON FUNCTION @extschema@.authz_revoke(user_id "any", permission text, resource_id "any") IS
+    'Deletes the override for (user, permission, resource); true if there was one.';
+
+CREATE FUNCTION @extschema@.authz_set_role(user_id "any", role text)
+RETURNS void LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'authz_set_role_wrapper';
+COMMENT ON FUNCTION @extschema@.authz_set_role(user_id "any", role text) IS
+    'Sets the user''s global role (viewer, developer, manager, admin); NULL removes it.';
+
+CREATE FUNCTION @extschema@.authz_user_role(user_id "any")
+RETURNS text LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'authz_user_role_wrapper';
+COMMENT ON FUNCTION @extschema@.authz_user_role(user_id "any") IS 'The user''s global role, or NULL.';
+
+CREATE FUNCTION @extschema@.authz_user_permissions(user_id "any")
+RETURNS TABLE (permission text, resource_id text, effect text, source text, expires_at timestamptz)
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'authz_user_permissions_wrapper';
+COMMENT ON FUNCTION @extschema@.authz_user_permissions(user_id "any") IS
+    'Where the user''s permissions come from: role defaults (source role) and live overrides (source resource or resource_type).';
+
+-- Role defaults and the catalog --------------------------------------------------------------
+
+CREATE FUNCTION @extschema@.authz_role_permissions(role text)
+RETURNS SETOF text LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'authz_role_permissions_wrapper';
+COMMENT ON FUNCTION @extschema@.authz_role_permissions(role text) IS
+    'The permissions a role holds by default, including those of the roles below it.';
+
+CREATE FUNCTION @extschema@.authz_init_role_permissions()
+RETURNS void LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'authz_init_role_permissions_wrapper';
+COMMENT ON FUNCTION @extschema@.authz_init_role_permissions() IS
+    'Restores every seeded role default that was removed; defaults added by deployers stay.';
+
+CREATE FUNCTION @extschema@.authz_role_permission_add(role text, permission text)
+RETURNS void LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'authz_role_permission_add_wrapper';
+COMMENT ON FUNCTION @extschema@.authz_role_permission_add(role text, permission text) IS
+    'Adds a role default; it reaches every higher role too.';
+
+CREATE FUNCTION @extschema@.authz_role_permission_remove(role text, permission text)
+RETURNS void LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'authz_role_permission_remove_wrapper';
+COMMENT ON FUNCTION @extschema@.authz_role_permission_remove(role text, permission text) IS
+    'Removes a role default from this role''s own list (higher roles list their own).';
+
+CREATE FUNCTION @extschema@.authz_define_permission(resource_type text, action text)
+RETURNS void LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'authz_define_permission_wrapper';
+COMMENT ON FUNCTION @extschema@.authz_define_permission(resource_type text, action text) IS
+    'Adds <resource_type>:<action> to the catalog (and the resource type, if new).';
+
+CREATE FUNCTION @extschema@.authz_cleanup_expired()
+RETURNS bigint LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'authz_cleanup_expired_wrapper';
+COMMENT ON FUNCTION @extschema@.authz_cleanup_expired() IS 'Deletes expired overrides; returns how many.';
+
+-- Privileges -----------------------------------------------------------------------------------
+
+REVOKE ALL ON FUNCTION
+    @extschema@.authz_grant(user_id "any", permission text, resource_id "any", expires_at timestamptz, effect text, granted_by "any"),
+    @extschema@.authz_revoke(user_id "any", permission text, resource_id "any"),
+    @extschema@.authz_set_role(user_id "any", role text),
+    @extschema@.authz_user_role(user_id "any"),
+    @extschema@.authz_user_permissions(user_id "any"),
+    @extschema@.authz_role_permissions(role text),
+    @extschema@.authz_init_role_permissions(),
+    @extschema@.authz_role_permission_add(role text, permission text),
+    @extschema@.authz_role_permission_remove(role text, permission text),
+    @extschema@.authz_define_permission(resource_type text, action text),
+    @extschema@.authz_cleanup_expired()
+FROM PUBLIC;

@@ -1,0 +1,332 @@
+-- authz_ext: internal functions in schema authz, executable by the extension owner only.
+-- The public functions of sql/api.sql are Rust wrappers: they turn ids of any type into
+-- canonical text, switch to the extension owner, and call these. Every one pins
+-- search_path, and every mutator writes its audit row here, in the same transaction.
+
+CREATE FUNCTION authz.write_audit(p_action text, p_target jsonb, p_old jsonb, p_new jsonb,
+                                  p_actor text, p_db_role text)
+RETURNS void LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+    INSERT INTO authz.audit_log (actor, db_role, action, target, old_value, new_value, trace_id)
+    VALUES (p_actor, p_db_role, p_action, p_target, p_old, p_new,
+            nullif(current_setting('authz.trace_id', true), ''));
+$$;
+
+-- Raises 22023, saying what is valid, unless p_permission is in the catalog.
+CREATE FUNCTION authz.require_known_permission(p_permission text)
+RETURNS void LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_type text := split_part(p_permission, ':', 1);
+BEGIN
+    IF EXISTS (SELECT FROM authz.permissions WHERE name = p_permission) THEN
+        RETURN;
+    END IF;
+    IF EXISTS (SELECT FROM authz.resource_types WHERE name = v_type) THEN
+        RAISE EXCEPTION 'unknown permission "%"', left(p_permission, 64)
+            USING ERRCODE = '22023',
+                  HINT = format('Valid actions on %s: %s. authz_define_permission() adds one.', v_type,
+                                (SELECT string_agg(action, ', ' ORDER BY action)
+                                 FROM authz.permissions WHERE resource_type = v_type));
+    END IF;
+    RAISE EXCEPTION 'unknown permission "%": no resource type "%"',
+                    left(p_permission, 64), left(v_type, 64)
+        USING ERRCODE = '22023',
+              HINT = format('Valid resource types: %s.',
+                            (SELECT string_agg(name, ', ' ORDER BY name) FROM authz.resource_types));
+END;
+$$;
+
+CREATE FUNCTION authz.require_known_role(p_role text)
+RETURNS void LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM authz.roles WHERE name = p_role) THEN
+        RAISE EXCEPTION 'unknown role "%"', left(p_role, 64)
+            USING ERRCODE = '22023',
+                  HINT = format('Valid roles: %s.',
+                                (SELECT string_agg(name, ', ' ORDER BY rank) FROM authz.roles));
+    END IF;
+END;
+$$;
+
+-- Role defaults -------------------------------------------------------------------------
+
+-- Whether a role holds a permission by default: through its own rows or those of any lower
+-- role (less removed seeds), or because it holds every permission. NULL for no such role.
+CREATE FUNCTION authz.role_has_permission(p_role text, p_permission text)
+RETURNS boolean LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT r.all_permissions
+           OR EXISTS (SELECT FROM authz.roles lower_role
+                      JOIN authz.role_permissions rp ON rp.role = lower_role.name
+                      WHERE lower_role.rank <= r.rank AND rp.permission = p_permission
+                        AND NOT EXISTS (SELECT FROM authz.role_permission_removals x
+                                        WHERE x.role = rp.role AND x.permission = rp.permission))
+    FROM authz.roles r
+    WHERE r.name = p_role;
+$$;
+
+CREATE FUNCTION authz.role_defaults(p_role text)
+RETURNS SETOF text LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT p.name FROM authz.permissions p
+    WHERE authz.role_has_permission(p_role, p.name)
+    ORDER BY p.name;
+$$;
+
+-- Everything one check needs, read in one query (src/pg/checks.rs applies the rules):
+-- one row per override at the resource or type level, or one row without an override.
+CREATE FUNCTION authz.check_facts(p_user text, p_permission text, p_resource text)
+RETURNS TABLE (known boolean, role text, role_allows boolean, grant_id bigint,
+               resource_level boolean, effect text, expires_at timestamptz)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT EXISTS (SELECT FROM authz.permissions WHERE name = p_permission),
+           ur.role,
+           coalesce(authz.role_has_permission(ur.role, p_permission), false),
+           g.id, g.resource_id IS NOT NULL, g.effect, g.expires_at
+    FROM (SELECT) AS one
+    LEFT JOIN authz.user_roles ur ON ur.user_id = p_user
+    LEFT JOIN authz.grants g
+           ON g.user_id = p_user AND g.permission = p_permission
+          AND (g.resource_id = p_resource OR g.resource_id IS NULL);
+$$;
+
+CREATE FUNCTION authz.role_permission_add(p_role text, p_permission text,
+                                          p_actor text, p_db_role text)
+RETURNS void LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_changed boolean;
+BEGIN
+    PERFORM authz.require_known_role(p_role);
+    PERFORM authz.require_known_permission(p_permission);
+    DELETE FROM authz.role_permission_removals WHERE role = p_role AND permission = p_permission;
+    v_changed := FOUND;
+    INSERT INTO authz.role_permissions (role, permission) VALUES (p_role, p_permission)
+    ON CONFLICT DO NOTHING;
+    v_changed := v_changed OR FOUND;
+    PERFORM authz.write_audit('authz_role_permission_add',
+                              jsonb_build_object('role', p_role, 'permission', p_permission),
+                              NULL, jsonb_build_object('changed', v_changed), p_actor, p_db_role);
+END;
+$$;
+
+CREATE FUNCTION authz.role_permission_remove(p_role text, p_permission text,
+                                             p_actor text, p_db_role text)
+RETURNS void LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_seeded boolean;
+    v_changed boolean := false;
+BEGIN
+    PERFORM authz.require_known_role(p_role);
+    PERFORM authz.require_known_permission(p_permission);
+    IF (SELECT all_permissions FROM authz.roles WHERE name = p_role) THEN
+        RAISE EXCEPTION 'role "%" holds every permission; its defaults cannot be removed', p_role
+            USING ERRCODE = '22023',
+                  HINT = 'Use a deny override (authz_grant(..., effect => ''deny'')) for one user.';
+    END IF;
+    SELECT seeded INTO v_seeded FROM authz.role_permissions
+    WHERE role = p_role AND permission = p_permission;
+    IF v_seeded THEN
+        -- Kept and marked removed, so that pg_restore (which re-seeds) keeps it removed.
+        INSERT INTO authz.role_permission_removals (role, permission) VALUES (p_role, p_permission)
+        ON CONFLICT DO NOTHING;
+        v_changed := FOUND;
+    ELSIF v_seeded IS NOT NULL THEN
+        DELETE FROM authz.role_permissions WHERE role = p_role AND permission = p_permission;
+        v_changed := true;
+    END IF;
+    PERFORM authz.write_audit('authz_role_permission_remove',
+                              jsonb_build_object('role', p_role, 'permission', p_permission),
+                              NULL, jsonb_build_object('changed', v_changed), p_actor, p_db_role);
+END;
+$$;
+
+-- Brings back every seeded role default (removed or deleted); added defaults stay.
+CREATE FUNCTION authz.init_role_permissions(p_actor text, p_db_role text)
+RETURNS void LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_restored bigint;
+BEGIN
+    DELETE FROM authz.role_permission_removals;
+    GET DIAGNOSTICS v_restored = ROW_COUNT;
+    INSERT INTO authz.role_permissions (role, permission, seeded)
+    SELECT role, permission, true FROM authz.seeded_role_permissions()
+    ON CONFLICT (role, permission) DO UPDATE SET seeded = true
+    WHERE NOT authz.role_permissions.seeded;
+    PERFORM authz.write_audit('authz_init_role_permissions', '{}'::jsonb, NULL,
+                              jsonb_build_object('removals_cleared', v_restored),
+                              p_actor, p_db_role);
+END;
+$$;
+
+-- Catalog ---------------------------------------------------------------------------------
+
+CREATE FUNCTION authz.define_permission(p_resource_type text, p_action text,
+                                        p_actor text, p_db_role text)
+RETURNS void LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_name text := p_resource_type || ':' || p_action;
+BEGIN
+    IF p_resource_type !~ '^[a-z][a-z0-9_]{0,62}$' OR p_action !~ '^[a-z][a-z0-9_]{0,62}$' THEN
+        RAISE EXCEPTION 'invalid permission "%"', left(v_name, 130)
+            USING ERRCODE = '22023',
+                  HINT = 'Resource types and actions are lower-case identifiers: a letter, then letters, digits or _ (at most 63).';
+    END IF;
+    INSERT INTO authz.resource_types (name) VALUES (p_resource_type) ON CONFLICT DO NOTHING;
+    INSERT INTO authz.permissions (name, resource_type, action)
+    VALUES (v_name, p_resource_type, p_action) ON CONFLICT DO NOTHING;
+    PERFORM authz.write_audit('authz_define_permission', jsonb_build_object('permission', v_name),
+                              NULL, jsonb_build_object('created', FOUND), p_actor, p_db_role);
+END;
+$$;
+
+-- Users' roles ------------------------------------------------------------------------------
+
+-- Sets the user's role; a NULL role removes it.
+CREATE FUNCTION authz.set_role(p_user text, p_role text, p_actor text, p_db_role text)
+RETURNS void LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_old text;
+BEGIN
+    SELECT role INTO v_old FROM authz.user_roles WHERE user_id = p_user FOR UPDATE;
+    IF p_role IS NULL THEN
+        DELETE FROM authz.user_roles WHERE user_id = p_user;
+    ELSE
+        PERFORM authz.require_known_role(p_role);
+        INSERT INTO authz.user_roles (user_id, role, assigned_by) VALUES (p_user, p_role, p_actor)
+        ON CONFLICT (user_id) DO UPDATE
+            SET role = EXCLUDED.role, assigned_by = EXCLUDED.assigned_by, assigned_at = now();
+    END IF;
+    PERFORM authz.write_audit('authz_set_role', jsonb_build_object('user_id', p_user),
+                              CASE WHEN v_old IS NOT NULL THEN jsonb_build_object('role', v_old) END,
+                              CASE WHEN p_role IS NOT NULL THEN jsonb_build_object('role', p_role) END,
+                              p_actor, p_db_role);
+END;
+$$;
+
+-- Overrides -----------------------------------------------------------------------------------
+
+CREATE FUNCTION authz.grant_override(p_user text, p_permission text, p_resource text,
+                                     p_expires_at timestamptz, p_effect text, p_granted_by text,
+                                     p_db_role text)
+RETURNS bigint LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_old jsonb;
+    v_row authz.grants;
+BEGIN
+    PERFORM authz.require_known_permission(p_permission);
+    IF p_effect NOT IN ('allow', 'deny') THEN
+        RAISE EXCEPTION 'invalid effect "%"', left(p_effect, 64)
+            USING ERRCODE = '22023', HINT = 'The effect is ''allow'' or ''deny''.';
+    END IF;
+    IF p_expires_at <= statement_timestamp() THEN
+        RAISE EXCEPTION 'expires_at is already past'
+            USING ERRCODE = '22023', HINT = 'Give a time in the future, or NULL for no expiry.';
+    END IF;
+
+    SELECT to_jsonb(g) INTO v_old FROM authz.grants g
+    WHERE g.user_id = p_user AND g.permission = p_permission
+      AND g.resource_id IS NOT DISTINCT FROM p_resource
+    FOR UPDATE;
+
+    IF p_resource IS NULL THEN
+        INSERT INTO authz.grants AS g (user_id, permission, resource_id, effect, expires_at, granted_by)
+        VALUES (p_user, p_permission, NULL, p_effect, p_expires_at, p_granted_by)
+        ON CONFLICT (user_id, permission) WHERE resource_id IS NULL DO UPDATE
+            SET effect = EXCLUDED.effect, expires_at = EXCLUDED.expires_at,
+                granted_by = EXCLUDED.granted_by
+        RETURNING g.* INTO v_row;
+    ELSE
+        INSERT INTO authz.grants AS g (user_id, permission, resource_id, effect, expires_at, granted_by)
+        VALUES (p_user, p_permission, p_resource, p_effect, p_expires_at, p_granted_by)
+        ON CONFLICT (user_id, permission, resource_id) WHERE resource_id IS NOT NULL DO UPDATE
+            SET effect = EXCLUDED.effect, expires_at = EXCLUDED.expires_at,
+                granted_by = EXCLUDED.granted_by
+        RETURNING g.* INTO v_row;
+    END IF;
+
+    PERFORM authz.write_audit('authz_grant',
+                              jsonb_build_object('user_id', p_user, 'permission', p_permission,
+                                                 'resource_id', p_resource),
+                              v_old, to_jsonb(v_row), p_granted_by, p_db_role);
+    RETURN v_row.id;
+END;
+$$;
+
+CREATE FUNCTION authz.revoke_override(p_user text, p_permission text, p_resource text,
+                                      p_actor text, p_db_role text)
+RETURNS boolean LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_old jsonb;
+BEGIN
+    PERFORM authz.require_known_permission(p_permission);
+    DELETE FROM authz.grants g
+    WHERE g.user_id = p_user AND g.permission = p_permission
+      AND g.resource_id IS NOT DISTINCT FROM p_resource
+    RETURNING to_jsonb(g) INTO v_old;
+    PERFORM authz.write_audit('authz_revoke',
+                              jsonb_build_object('user_id', p_user, 'permission', p_permission,
+                                                 'resource_id', p_resource),
+                              v_old, NULL, p_actor, p_db_role);
+    RETURN v_old IS NOT NULL;
+END;
+$$;
+
+CREATE FUNCTION authz.cleanup_expired(p_actor text, p_db_role text)
+RETURNS bigint LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_deleted bigint;
+BEGIN
+    DELETE FROM authz.grants WHERE expires_at <= statement_timestamp();
+    GET DIAGNOSTICS v_deleted = ROW_COUNT;
+    PERFORM authz.write_audit('authz_cleanup_expired', '{}'::jsonb, NULL,
+                              jsonb_build_object('deleted', v_deleted), p_actor, p_db_role);
+    RETURN v_deleted;
+END;
+$$;
+
+-- Listings ------------------------------------------------------------------------------------
+
+-- Where a user's permissions come from: role defaults and live overrides.
+CREATE FUNCTION authz.user_permissions(p_user text)
+RETURNS TABLE (permission text, resource_id text, effect text, source text,
+               expires_at timestamptz)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT d.permission, NULL::text, 'allow', 'role', NULL::timestamptz
+    FROM authz.user_roles ur, authz.role_defaults(ur.role) AS d (permission)
+    WHERE ur.user_id = p_user
+    UNION ALL
+    SELECT g.permission, g.resource_id, g.effect,
+           CASE WHEN g.resource_id IS NULL THEN 'resource_type' ELSE 'resource' END, g.expires_at
+    FROM authz.grants g
+    WHERE g.user_id = p_user AND (g.expires_at IS NULL OR g.expires_at > statement_timestamp())
+    ORDER BY 1, 2 NULLS FIRST, 4;
+$$;
+
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA authz FROM PUBLIC;

@@ -1,0 +1,53 @@
+//! The one error type of authz_ext and its SQLSTATEs (DESIGN.md section 1, "Errors").
+//! Messages say what was wrong and what is valid; they never contain a secret.
+
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// 22023 invalid_parameter_value: unknown or malformed permission, role, scope, ...
+    InvalidParameter { message: String, hint: Option<String> },
+    /// 22004 null_value_not_allowed: a mutator was given NULL where it needs a value.
+    NullValue { parameter: &'static str },
+    /// 42501 insufficient_privilege: a denied authz_require.
+    Denied { message: String },
+}
+
+impl Error {
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Error::InvalidParameter { message: message.into(), hint: None }
+    }
+
+    pub fn invalid_with_hint(message: impl Into<String>, hint: impl Into<String>) -> Self {
+        Error::InvalidParameter { message: message.into(), hint: Some(hint.into()) }
+    }
+
+    /// The five-character SQLSTATE this error is reported with.
+    pub fn sqlstate(&self) -> &'static str {
+        match self {
+            Error::InvalidParameter { .. } => "22023",
+            Error::NullValue { .. } => "22004",
+            Error::Denied { .. } => "42501",
+        }
+    }
+
+    pub fn hint(&self) -> Option<&str> {
+        match self {
+            Error::InvalidParameter { hint, .. } => hint.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::InvalidParameter { message, .. } | Error::Denied { message } => {
+                f.write_str(message)
+            }
+            Error::NullValue { parameter } => write!(f, "{parameter} must not be NULL"),
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;

@@ -1,0 +1,80 @@
+//! authz_ext: authorization inside PostgreSQL.
+//!
+//! `core` holds the rules and formats in plain Rust; `pg` is the thin layer that reads
+//! arguments, talks to the tables and reports errors. The SQL surface (tables, seed rows,
+//! function declarations, privileges) is hand-written under `sql/`, in this order:
+
+pub mod core;
+mod pg;
+
+::pgrx::pg_module_magic!(name, version);
+
+pgrx::extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);
+pgrx::extension_sql_file!("../sql/seed.sql", name = "seed", requires = ["schema"]);
+pgrx::extension_sql_file!("../sql/internal.sql", name = "internal", requires = ["seed"]);
+pgrx::extension_sql_file!("../sql/api.sql", name = "api", finalize);
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pgrx::pg_schema]
+mod tests {
+    use pgrx::prelude::*;
+
+    fn count(sql: &str) -> i64 {
+        Spi::get_one::<i64>(sql).unwrap().unwrap()
+    }
+
+    #[pg_test]
+    fn seed_catalog_has_the_designed_sizes() {
+        assert_eq!(count("SELECT count(*) FROM authz.resource_types"), 8);
+        assert_eq!(count("SELECT count(*) FROM authz.permissions"), 40);
+        assert_eq!(count("SELECT count(*) FROM authz.roles"), 4);
+        assert_eq!(count("SELECT count(*) FROM authz.role_permissions"), 105);
+        assert_eq!(count("SELECT count(*) FROM authz.scopes"), 12);
+    }
+
+    #[pg_test]
+    fn each_role_includes_the_one_below() {
+        let missing = count(
+            "SELECT count(*) FROM authz.role_permissions lower
+               JOIN authz.roles lr ON lr.name = lower.role
+               JOIN authz.roles hr ON hr.rank > lr.rank
+              WHERE NOT EXISTS (SELECT 1 FROM authz.role_permissions h
+                                 WHERE h.role = hr.name AND h.permission = lower.permission)",
+        );
+        assert_eq!(missing, 0);
+    }
+
+    #[pg_test]
+    fn caller_identity_is_restored_after_an_error_inside_a_check() {
+        Spi::run("CREATE ROLE authz_pgtest_caller").unwrap();
+        Spi::run("SET ROLE authz_pgtest_caller").unwrap();
+        // The check switches to the extension owner to read its tables, then fails.
+        Spi::run(
+            "DO $$ BEGIN PERFORM authz_check(1, 'document:fly', 1);
+               EXCEPTION WHEN invalid_parameter_value THEN NULL; END $$",
+        )
+        .unwrap();
+        let user = Spi::get_one::<String>("SELECT current_user::text").unwrap();
+        assert_eq!(user.as_deref(), Some("authz_pgtest_caller"));
+        assert_eq!(Spi::get_one::<bool>("SELECT has_schema_privilege('authz', 'USAGE')").unwrap(), Some(false));
+    }
+
+    #[pg_test]
+    fn checks_work_for_a_caller_without_table_privileges() {
+        Spi::run("SELECT authz_set_role(7, 'viewer')").unwrap();
+        Spi::run("CREATE ROLE authz_pgtest_reader").unwrap();
+        Spi::run("SET ROLE authz_pgtest_reader").unwrap();
+        assert_eq!(Spi::get_one::<bool>("SELECT authz_check(7, 'report:read', 1)").unwrap(), Some(true));
+        assert_eq!(Spi::get_one::<bool>("SELECT authz_check(7, 'report:delete', 1)").unwrap(), Some(false));
+    }
+}
+
+/// Required by `cargo pgrx test`.
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec![]
+    }
+}

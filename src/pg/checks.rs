@@ -1,0 +1,188 @@
+//! The permission checks: authz_check, authz_explain, authz_require.
+
+use super::fresh::{self, Statement};
+use super::ids::{id_text, optional_id_text};
+use super::owner::as_owner;
+use super::report::{raise, OrRaise};
+use crate::core::error::Error;
+use crate::core::permission;
+use crate::core::resolve::{resolve, DecidedBy, Decision, Effect, Override};
+use pgrx::prelude::*;
+use pgrx::AnyElement;
+use pgrx::pg_sys;
+
+/// What the tables say about one (user, permission, resource) question.
+struct Facts {
+    known_permission: bool,
+    role: Option<String>,
+    role_allows: bool,
+    resource_level: Vec<Override>,
+    type_level: Vec<Override>,
+}
+
+static CHECK_FACTS: Statement = Statement {
+    sql: c"SELECT known, role, role_allows, grant_id, resource_level, effect, expires_at
+           FROM authz.check_facts($1, $2, $3)",
+    arg_types: &[pg_sys::TEXTOID, pg_sys::TEXTOID, pg_sys::TEXTOID],
+};
+
+fn load_facts(user: &str, permission: &str, resource: Option<&str>) -> Facts {
+    let args = [user.into_datum(), permission.into_datum(), resource.and_then(|r| r.into_datum())];
+    let mut facts = Facts {
+        known_permission: false,
+        role: None,
+        role_allows: false,
+        resource_level: Vec::new(),
+        type_level: Vec::new(),
+    };
+    as_owner(|| {
+        fresh::query(&CHECK_FACTS, &args, |row| {
+            facts.known_permission = row.get::<bool>(1).unwrap_or(false);
+            facts.role = row.get::<String>(2);
+            facts.role_allows = row.get::<bool>(3).unwrap_or(false);
+            if let Some(grant_id) = row.get::<i64>(4) {
+                let effect = row.get::<String>(6).and_then(|e| Effect::parse(&e));
+                let grant = Override {
+                    grant_id,
+                    effect: effect.unwrap_or(Effect::Deny),
+                    expires_at: row.get::<TimestampWithTimeZone>(7).map(i64::from),
+                };
+                match row.get::<bool>(5) {
+                    Some(true) => facts.resource_level.push(grant),
+                    _ => facts.type_level.push(grant),
+                }
+            }
+        })
+    });
+    facts
+}
+
+/// A decided check, with what explain and require report.
+struct Answer {
+    decision: Decision,
+    role: Option<String>,
+    user: String,
+    permission: String,
+    resource: Option<String>,
+}
+
+/// Decides a check; None when the user or permission is NULL (which never allows).
+fn decide(user: Option<AnyElement>, permission: Option<&str>, resource: Option<AnyElement>) -> Option<Answer> {
+    let (user, permission) = (user?, permission?);
+    let user = id_text("user_id", user).or_raise();
+    permission::parse(permission).or_raise();
+    let resource = optional_id_text("resource_id", resource).or_raise();
+    let facts = load_facts(&user, permission, resource.as_deref());
+    if !facts.known_permission {
+        require_known_permission(permission);
+    }
+    // SAFETY: always valid inside a statement.
+    let now = unsafe { pg_sys::GetCurrentStatementStartTimestamp() };
+    Some(Answer {
+        decision: resolve(&facts.resource_level, &facts.type_level, facts.role_allows, now),
+        role: facts.role,
+        user,
+        permission: permission.to_string(),
+        resource,
+    })
+}
+
+/// Raises the catalog's own 22023 error (with the valid choices) for an unknown permission.
+fn require_known_permission(permission: &str) {
+    as_owner(|| {
+        Spi::run_with_args("SELECT authz.require_known_permission($1)", &[permission.into()])
+            .expect("require_known_permission raises rather than returning an SPI error");
+    });
+    raise(Error::invalid(format!("unknown permission \"{}\"", permission::shorten(permission))));
+}
+
+fn reason(answer: &Answer) -> String {
+    let d = &answer.decision;
+    let verdict = if d.allowed { "allowed" } else { "denied" };
+    let role = answer.role.as_deref();
+    match (d.decided_by, d.grant) {
+        (DecidedBy::Resource, Some(g)) => format!(
+            "{verdict} by override {} ({}) on this resource", g.grant_id, effect_word(g.effect)
+        ),
+        (DecidedBy::ResourceType, Some(g)) => format!(
+            "{verdict} by override {} ({}) on every resource of the type", g.grant_id, effect_word(g.effect)
+        ),
+        (DecidedBy::Role, _) => format!("allowed by role {}", role.unwrap_or("?")),
+        _ => match role {
+            Some(r) => format!("denied: no override applies and role {r} does not include {}", answer.permission),
+            None => format!("denied: no override applies and the user has no role"),
+        },
+    }
+}
+
+fn effect_word(effect: Effect) -> &'static str {
+    match effect {
+        Effect::Allow => "allow",
+        Effect::Deny => "deny",
+    }
+}
+
+#[pg_extern(sql = false)]
+fn authz_check(user_id: Option<AnyElement>, permission: Option<&str>, resource_id: Option<AnyElement>) -> bool {
+    decide(user_id, permission, resource_id).is_some_and(|a| a.decision.allowed)
+}
+
+#[pg_extern(sql = false)]
+fn authz_check_type(user_id: Option<AnyElement>, permission: Option<&str>) -> bool {
+    decide(user_id, permission, None).is_some_and(|a| a.decision.allowed)
+}
+
+#[allow(clippy::type_complexity)]
+#[pg_extern(sql = false)]
+fn authz_explain(
+    user_id: Option<AnyElement>,
+    permission: Option<&str>,
+    resource_id: Option<AnyElement>,
+) -> TableIterator<
+    'static,
+    (
+        name!(allowed, bool),
+        name!(decided_by, String),
+        name!(role, Option<String>),
+        name!(grant_id, Option<i64>),
+        name!(expires_at, Option<TimestampWithTimeZone>),
+        name!(reason, String),
+    ),
+> {
+    let row = match decide(user_id, permission, resource_id) {
+        Some(answer) => {
+            let d = answer.decision;
+            (
+                d.allowed,
+                d.decided_by.as_str().to_string(),
+                answer.role.clone(),
+                d.grant.map(|g| g.grant_id),
+                d.grant.and_then(|g| g.expires_at).map(|t| TimestampWithTimeZone::try_from(t).expect("stored timestamp")),
+                reason(&answer),
+            )
+        }
+        None => (false, "default".into(), None, None, None, "denied: the user or permission is NULL".into()),
+    };
+    TableIterator::once(row)
+}
+
+#[pg_extern(sql = false)]
+fn authz_require(user_id: Option<AnyElement>, permission: Option<&str>, resource_id: Option<AnyElement>) {
+    let Some(answer) = decide(user_id, permission, resource_id) else {
+        raise(Error::NullValue { parameter: if permission.is_none() { "permission" } else { "user_id" } });
+    };
+    if !answer.decision.allowed {
+        let on = match &answer.resource {
+            Some(r) => format!("resource {}", permission::shorten(r)),
+            None => "every resource of the type".to_string(),
+        };
+        raise(Error::Denied {
+            message: format!(
+                "permission denied: user {} may not {} on {on} ({})",
+                permission::shorten(&answer.user),
+                answer.permission,
+                reason(&answer)
+            ),
+        });
+    }
+}

@@ -1,0 +1,9 @@
+//! The PostgreSQL layer: argument decoding, error reporting, table access as the
+//! extension owner, and the SQL-callable functions declared in sql/api.sql.
+
+mod admin;
+mod checks;
+mod fresh;
+mod ids;
+mod owner;
+mod report;

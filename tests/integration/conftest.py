@@ -1,0 +1,40 @@
+"""Integration tests through a real driver (psycopg 3) against the cluster that
+scripts/test.sh starts; it passes the socket directory and port in the environment."""
+import os
+
+import psycopg
+import pytest
+
+HOST = os.environ["AUTHZ_TEST_HOST"]
+PORT = os.environ["AUTHZ_TEST_PORT"]
+DBNAME = "authz_integration"
+
+
+def connect(dbname=DBNAME, user="postgres", **kwargs):
+    return psycopg.connect(host=HOST, port=PORT, user=user, dbname=dbname, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def database():
+    """A fresh database with authz_ext installed, shared by the whole run."""
+    with connect("postgres", autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {DBNAME} WITH (FORCE)")
+        admin.execute(f"CREATE DATABASE {DBNAME}")
+    with connect(autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION authz_ext")
+    yield DBNAME
+
+
+@pytest.fixture
+def sessions(database):
+    """Opens sessions on demand and closes them all at the end of the test."""
+    opened = []
+
+    def open_session(**kwargs):
+        conn = connect(database, **kwargs)
+        opened.append(conn)
+        return conn
+
+    yield open_session
+    for conn in opened:
+        conn.close()
