@@ -18,7 +18,7 @@ run_dir() {
   echo "$dir"
 }
 
-as_postgres() { sudo -u postgres -- "$@"; }
+as_postgres() { (cd / && sudo -u postgres -- "$@"); }
 
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
@@ -60,7 +60,7 @@ cluster_stop() {
 
 # psql against the cluster last started, as the postgres superuser over the socket.
 cluster_psql() {
-  "$PG_BIN/psql" -X -v ON_ERROR_STOP=1 -q -h "$PGHOST_USED" -p "$PGPORT_USED" -U postgres "$@"
+  PGOPTIONS="-c client_min_messages=warning" "$PG_BIN/psql" -X -v ON_ERROR_STOP=1 -q -h "$PGHOST_USED" -p "$PGPORT_USED" -U postgres "$@"
 }
 
 # Builds and installs the extension into the system PostgreSQL ($1: release or debug).

@@ -57,18 +57,23 @@ $$;
 
 -- Whether a role holds a permission by default: through its own rows or those of any lower
 -- role (less removed seeds), or because it holds every permission. NULL for no such role.
+-- This and check_facts are on the path of every check, so they have no SET clause (which
+-- would stop PostgreSQL from inlining them) and spell every operator schema-qualified.
 CREATE FUNCTION authz.role_has_permission(p_role text, p_permission text)
 RETURNS boolean LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT r.all_permissions
-           OR EXISTS (SELECT FROM authz.roles lower_role
-                      JOIN authz.role_permissions rp ON rp.role = lower_role.name
-                      WHERE lower_role.rank <= r.rank AND rp.permission = p_permission
-                        AND NOT EXISTS (SELECT FROM authz.role_permission_removals x
-                                        WHERE x.role = rp.role AND x.permission = rp.permission))
-    FROM authz.roles r
-    WHERE r.name = p_role;
+    SELECT (SELECT r.all_permissions
+                   OR EXISTS (SELECT FROM authz.roles lower_role
+                              JOIN authz.role_permissions rp
+                                ON rp.role OPERATOR(pg_catalog.=) lower_role.name
+                              WHERE lower_role.rank OPERATOR(pg_catalog.<=) r.rank
+                                AND rp.permission OPERATOR(pg_catalog.=) p_permission
+                                AND NOT EXISTS (
+                                    SELECT FROM authz.role_permission_removals x
+                                    WHERE x.role OPERATOR(pg_catalog.=) rp.role
+                                      AND x.permission OPERATOR(pg_catalog.=) rp.permission))
+            FROM authz.roles r
+            WHERE r.name OPERATOR(pg_catalog.=) p_role);
 $$;
 
 CREATE FUNCTION authz.role_defaults(p_role text)
@@ -86,17 +91,17 @@ CREATE FUNCTION authz.check_facts(p_user text, p_permission text, p_resource tex
 RETURNS TABLE (known boolean, role text, role_allows boolean, grant_id bigint,
                resource_level boolean, effect text, expires_at timestamptz)
 LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT EXISTS (SELECT FROM authz.permissions WHERE name = p_permission),
+    SELECT EXISTS (SELECT FROM authz.permissions p WHERE p.name OPERATOR(pg_catalog.=) p_permission),
            ur.role,
            coalesce(authz.role_has_permission(ur.role, p_permission), false),
            g.id, g.resource_id IS NOT NULL, g.effect, g.expires_at
     FROM (SELECT) AS one
-    LEFT JOIN authz.user_roles ur ON ur.user_id = p_user
+    LEFT JOIN authz.user_roles ur ON ur.user_id OPERATOR(pg_catalog.=) p_user
     LEFT JOIN authz.grants g
-           ON g.user_id = p_user AND g.permission = p_permission
-          AND (g.resource_id = p_resource OR g.resource_id IS NULL);
+           ON g.user_id OPERATOR(pg_catalog.=) p_user
+          AND g.permission OPERATOR(pg_catalog.=) p_permission
+          AND (g.resource_id OPERATOR(pg_catalog.=) p_resource OR g.resource_id IS NULL);
 $$;
 
 CREATE FUNCTION authz.role_permission_add(p_role text, p_permission text,

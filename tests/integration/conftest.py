@@ -38,3 +38,15 @@ def sessions(database):
     yield open_session
     for conn in opened:
         conn.close()
+
+
+@pytest.fixture
+def ordinary_session(sessions):
+    """A session as a freshly created login role with no privileges of its own."""
+    admin = sessions(autocommit=True)
+    admin.execute("DROP ROLE IF EXISTS authz_it_plain")
+    admin.execute("CREATE ROLE authz_it_plain LOGIN")
+    conn = sessions(user="authz_it_plain", autocommit=True)
+    yield conn
+    conn.close()
+    admin.execute("DROP ROLE authz_it_plain")

@@ -34,15 +34,7 @@ def test_uncommitted_catalog_change_stays_private(sessions):
     assert scalar(reader, "SELECT count(*) FROM authz.resource_types") == 8
 
 
-def test_ordinary_role_cannot_read_authz_tables(sessions):
-    admin = sessions(autocommit=True)
-    admin.execute("DROP ROLE IF EXISTS authz_it_app")
-    admin.execute("CREATE ROLE authz_it_app LOGIN")
-    try:
-        app = sessions(user="authz_it_app", autocommit=True)
-        for table in ("grants", "api_keys", "audit_log", "role_permissions"):
-            with pytest.raises(psycopg.errors.InsufficientPrivilege):
-                app.execute(f"SELECT * FROM authz.{table}")
-        app.close()
-    finally:
-        admin.execute("DROP ROLE authz_it_app")
+def test_ordinary_role_cannot_read_authz_tables(ordinary_session):
+    for table in ("grants", "api_keys", "audit_log", "role_permissions"):
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            ordinary_session.execute(f"SELECT * FROM authz.{table}")
