@@ -55,33 +55,26 @@ $$;
 
 -- Role defaults -------------------------------------------------------------------------
 
--- Whether a role holds a permission by default: through its own rows or those of any lower
--- role (less removed seeds), or because it holds every permission. NULL for no such role.
--- This and check_facts are on the path of every check, so they have no SET clause (which
--- would stop PostgreSQL from inlining them) and spell every operator schema-qualified.
-CREATE FUNCTION authz.role_has_permission(p_role text, p_permission text)
-RETURNS boolean LANGUAGE sql STABLE
-AS $$
-    SELECT (SELECT r.all_permissions
-                   OR EXISTS (SELECT FROM authz.roles lower_role
-                              JOIN authz.role_permissions rp
-                                ON rp.role OPERATOR(pg_catalog.=) lower_role.name
-                              WHERE lower_role.rank OPERATOR(pg_catalog.<=) r.rank
-                                AND rp.permission OPERATOR(pg_catalog.=) p_permission
-                                AND NOT EXISTS (
-                                    SELECT FROM authz.role_permission_removals x
-                                    WHERE x.role OPERATOR(pg_catalog.=) rp.role
-                                      AND x.permission OPERATOR(pg_catalog.=) rp.permission))
-            FROM authz.roles r
-            WHERE r.name OPERATOR(pg_catalog.=) p_role);
-$$;
-
+-- The permissions a role holds by default: its own rows and those of every lower role
+-- (less removed seeds), or every permission for a role with all_permissions. No rows for an
+-- unknown role. This and check_facts are on the path of every check: they have no SET
+-- clause and no scalar sub-function (either would stop PostgreSQL from inlining them into
+-- the check's prepared plan), so every operator is spelled schema-qualified instead.
 CREATE FUNCTION authz.role_defaults(p_role text)
-RETURNS SETOF text LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
+RETURNS TABLE (permission text) LANGUAGE sql STABLE
 AS $$
-    SELECT p.name FROM authz.permissions p
-    WHERE authz.role_has_permission(p_role, p.name)
+    SELECT p.name
+    FROM authz.roles r
+    JOIN authz.permissions p
+      ON r.all_permissions
+         OR EXISTS (SELECT FROM authz.roles lower_role
+                    JOIN authz.role_permissions rp ON rp.role OPERATOR(pg_catalog.=) lower_role.name
+                    WHERE lower_role.rank OPERATOR(pg_catalog.<=) r.rank
+                      AND rp.permission OPERATOR(pg_catalog.=) p.name
+                      AND NOT EXISTS (SELECT FROM authz.role_permission_removals x
+                                      WHERE x.role OPERATOR(pg_catalog.=) rp.role
+                                        AND x.permission OPERATOR(pg_catalog.=) rp.permission))
+    WHERE r.name OPERATOR(pg_catalog.=) p_role
     ORDER BY p.name;
 $$;
 
@@ -94,7 +87,8 @@ LANGUAGE sql STABLE
 AS $$
     SELECT EXISTS (SELECT FROM authz.permissions p WHERE p.name OPERATOR(pg_catalog.=) p_permission),
            ur.role,
-           coalesce(authz.role_has_permission(ur.role, p_permission), false),
+           EXISTS (SELECT FROM authz.role_defaults(ur.role) d
+                   WHERE d.permission OPERATOR(pg_catalog.=) p_permission),
            g.id, g.resource_id IS NOT NULL, g.effect, g.expires_at
     FROM (SELECT) AS one
     LEFT JOIN authz.user_roles ur ON ur.user_id OPERATOR(pg_catalog.=) p_user

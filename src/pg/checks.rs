@@ -110,7 +110,7 @@ fn reason(answer: &Answer) -> String {
         (DecidedBy::Role, _) => format!("allowed by role {}", role.unwrap_or("?")),
         _ => match role {
             Some(r) => format!("denied: no override applies and role {r} does not include {}", answer.permission),
-            None => format!("denied: no override applies and the user has no role"),
+            None => "denied: no override applies and the user has no role".to_string(),
         },
     }
 }

@@ -70,10 +70,12 @@ unsafe fn plan_for(statement: &'static Statement) -> pg_sys::SPIPlanPtr {
     if let Some(plan) = PLANS.with(|p| p.borrow().get(&key).copied()) {
         return plan;
     }
-    let plan = pg_sys::SPI_prepare(
+    // A generic plan: custom plans would re-plan the (inlined) query on every call.
+    let plan = pg_sys::SPI_prepare_cursor(
         statement.sql.as_ptr(),
         statement.arg_types.len() as i32,
         statement.arg_types.as_ptr().cast_mut(),
+        pg_sys::CURSOR_OPT_GENERIC_PLAN as i32,
     );
     if plan.is_null() || pg_sys::SPI_keepplan(plan) != 0 {
         pgrx::error!("authz_ext could not prepare an internal query");
