@@ -49,3 +49,13 @@ SET LOCAL ROLE demo_app;
 SET LOCAL app.user_id = '1';
 SELECT id, title FROM documents ORDER BY id;
 ROLLBACK;
+
+\echo 'An API key for user 2, limited to reading documents (the token is shown only here):'
+SELECT key_id AS demo_key, token AS demo_token, preview
+FROM api_key_create(2, 'demo key', ARRAY['documents:read']) \gset
+SELECT :'demo_token' AS token, :'preview' AS preview;
+SELECT valid, status, user_id, scopes FROM api_key_validate(:'demo_token');
+SELECT status FROM api_key_validate('azk_not_a_real_token');
+SELECT api_key_revoke(:'demo_key') AS revoked;
+SELECT status FROM api_key_validate(:'demo_token');
+SELECT name, preview, scopes, revoked_at IS NOT NULL AS revoked FROM api_key_list(2);

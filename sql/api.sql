@@ -6,8 +6,8 @@
 -- table access switches to the extension owner inside (src/pg/owner.rs), so a per-row
 -- check pays no GUC save/restore.
 --
--- PUBLIC may call the checks; everything that changes or lists is for the extension owner
--- and the roles it grants EXECUTE to.
+-- PUBLIC may call the checks and api_key_validate; everything that changes or lists is for
+-- the extension owner and the roles it grants EXECUTE to.
 
 -- Checks ---------------------------------------------------------------------------------
 
@@ -108,6 +108,46 @@ RETURNS bigint LANGUAGE c VOLATILE
 AS 'MODULE_PATHNAME', 'authz_cleanup_expired_wrapper';
 COMMENT ON FUNCTION @extschema@.authz_cleanup_expired() IS 'Deletes expired overrides; returns how many.';
 
+-- API keys -----------------------------------------------------------------------------------
+
+CREATE FUNCTION @extschema@.api_key_create(user_id "any", name text, scopes text[],
+                                           expires_at timestamptz DEFAULT NULL)
+RETURNS TABLE (key_id uuid, token text, preview text)
+LANGUAGE c VOLATILE ROWS 1
+AS 'MODULE_PATHNAME', 'api_key_create_wrapper';
+COMMENT ON FUNCTION @extschema@.api_key_create(user_id "any", name text, scopes text[], expires_at timestamptz) IS
+    'Creates an API key for the user with the given scopes; the token is returned here once and stored only as its SHA-256.';
+
+CREATE FUNCTION @extschema@.api_key_validate(token text)
+RETURNS TABLE (valid boolean, status text, key_id uuid, user_id text, scopes text[],
+               expires_at timestamptz)
+LANGUAGE c VOLATILE ROWS 1
+AS 'MODULE_PATHNAME', 'api_key_validate_wrapper';
+COMMENT ON FUNCTION @extschema@.api_key_validate(token text) IS
+    'One row: status valid, malformed, unknown, expired or revoked; key, owner, scopes and expiry when valid. Volatile: it refreshes last_used_at (see authz.key_last_used_interval).';
+
+CREATE FUNCTION @extschema@.api_key_revoke(key_id uuid, revoked_by "any" DEFAULT NULL)
+RETURNS boolean LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'api_key_revoke_wrapper';
+COMMENT ON FUNCTION @extschema@.api_key_revoke(key_id uuid, revoked_by "any") IS
+    'Revokes the key (soft delete: it stays listed with revoked_at). False if it was already revoked or does not exist.';
+
+CREATE FUNCTION @extschema@.api_key_list(user_id "any")
+RETURNS TABLE (key_id uuid, name text, preview text, scopes text[], created_at timestamptz,
+               expires_at timestamptz, last_used_at timestamptz, revoked_at timestamptz)
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'api_key_list_wrapper';
+COMMENT ON FUNCTION @extschema@.api_key_list(user_id "any") IS
+    'The user''s keys, revoked and expired ones included, oldest first; never a token or hash.';
+
+CREATE FUNCTION @extschema@.api_key_get(user_id "any", key_id uuid)
+RETURNS TABLE (key_id uuid, name text, preview text, scopes text[], created_at timestamptz,
+               expires_at timestamptz, last_used_at timestamptz, revoked_at timestamptz)
+LANGUAGE c STABLE ROWS 1
+AS 'MODULE_PATHNAME', 'api_key_get_wrapper';
+COMMENT ON FUNCTION @extschema@.api_key_get(user_id "any", key_id uuid) IS
+    'One key, as api_key_list shows it, only if it belongs to the user; otherwise no row.';
+
 -- Privileges -----------------------------------------------------------------------------------
 
 REVOKE ALL ON FUNCTION
@@ -121,5 +161,9 @@ REVOKE ALL ON FUNCTION
     @extschema@.authz_role_permission_add(role text, permission text),
     @extschema@.authz_role_permission_remove(role text, permission text),
     @extschema@.authz_define_permission(resource_type text, action text),
-    @extschema@.authz_cleanup_expired()
+    @extschema@.authz_cleanup_expired(),
+    @extschema@.api_key_create(user_id "any", name text, scopes text[], expires_at timestamptz),
+    @extschema@.api_key_revoke(key_id uuid, revoked_by "any"),
+    @extschema@.api_key_list(user_id "any"),
+    @extschema@.api_key_get(user_id "any", key_id uuid)
 FROM PUBLIC;

@@ -125,7 +125,7 @@ CREATE TABLE authz.api_keys (
     id           uuid PRIMARY KEY,
     user_id      text NOT NULL,
     name         text NOT NULL,
-    key_hash     bytea NOT NULL UNIQUE
+    key_hash     bytea NOT NULL CONSTRAINT api_keys_key_hash_key UNIQUE  -- read by src/pg/keys.rs
                  CHECK (pg_catalog.length(key_hash) OPERATOR(pg_catalog.=) 32),
     preview      text NOT NULL,
     scopes       text[] NOT NULL,
@@ -133,12 +133,23 @@ CREATE TABLE authz.api_keys (
     created_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
     created_by   text,
     revoked_at   timestamptz,
-    revoked_by   text,
-    last_used_at timestamptz
+    revoked_by   text
 );
 CREATE INDEX api_keys_user_id ON authz.api_keys (user_id, created_at);
 COMMENT ON TABLE authz.api_keys IS
     'API keys: SHA-256 of the token (never the token), owner, scopes, expiry, soft revocation.';
+
+-- last_used_at lives apart from the key: validation writes it inside the caller's
+-- transaction, and the row lock that takes must never make a revocation wait behind an
+-- open transaction that used the key. One row per key, created with it (so validation only
+-- updates, SKIP LOCKED, and never waits on a concurrent insert). No foreign key: keys are
+-- never deleted, and the two tables are dumped independently.
+CREATE TABLE authz.api_key_usage (
+    key_id       uuid PRIMARY KEY,
+    last_used_at timestamptz
+);
+COMMENT ON TABLE authz.api_key_usage IS
+    'When each API key was last validated, at most once per authz.key_last_used_interval.';
 
 -- Audit log ------------------------------------------------------------------------
 
@@ -172,5 +183,6 @@ SELECT pg_catalog.pg_extension_config_dump('authz.grants_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('authz.scopes', 'WHERE NOT seeded');
 SELECT pg_catalog.pg_extension_config_dump('authz.scope_permissions', 'WHERE NOT seeded');
 SELECT pg_catalog.pg_extension_config_dump('authz.api_keys', '');
+SELECT pg_catalog.pg_extension_config_dump('authz.api_key_usage', '');
 SELECT pg_catalog.pg_extension_config_dump('authz.audit_log', '');
 SELECT pg_catalog.pg_extension_config_dump('authz.audit_log_id_seq', '');

@@ -9,9 +9,15 @@ mod pg;
 
 ::pgrx::pg_module_magic!(name, version);
 
+#[pgrx::pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    pg::gucs::register();
+}
+
 pgrx::extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);
 pgrx::extension_sql_file!("../sql/seed.sql", name = "seed", requires = ["schema"]);
 pgrx::extension_sql_file!("../sql/internal.sql", name = "internal", requires = ["seed"]);
+pgrx::extension_sql_file!("../sql/keys.sql", name = "keys", requires = ["internal"]);
 pgrx::extension_sql_file!("../sql/api.sql", name = "api", finalize);
 
 #[cfg(any(test, feature = "pg_test"))]

@@ -3,5 +3,7 @@
 
 pub mod error;
 pub mod ids;
+pub mod keys;
 pub mod permission;
 pub mod resolve;
+pub mod token;

@@ -30,7 +30,7 @@ fn invoke<R>(
 }
 
 /// `invoke` for a function that returns one value.
-fn call<T: FromDatum + IntoDatum>(function: &str, args: Vec<DatumWithOid<'_>>, actor: Option<String>) -> Option<T> {
+pub(super) fn call<T: FromDatum + IntoDatum>(function: &str, args: Vec<DatumWithOid<'_>>, actor: Option<String>) -> Option<T> {
     invoke(function, args, actor, |table| table.first().get_one::<T>())
 }
 
@@ -44,7 +44,7 @@ fn placeholders(n: usize) -> String {
 }
 
 /// Runs `SELECT * FROM authz.<function>(args...)` as the owner and maps its rows.
-fn rows<R>(function: &str, args: &[DatumWithOid<'_>], read: impl Fn(&pgrx::spi::SpiHeapTupleData) -> R) -> Vec<R> {
+pub(super) fn rows<R>(function: &str, args: &[DatumWithOid<'_>], read: impl Fn(&pgrx::spi::SpiHeapTupleData) -> R) -> Vec<R> {
     let sql = format!("SELECT * FROM authz.{function}({})", placeholders(args.len()));
     as_owner(|| {
         Spi::connect(|client| client.select(sql.as_str(), None, args).map(|table| table.map(|row| read(&row)).collect()))
@@ -52,7 +52,7 @@ fn rows<R>(function: &str, args: &[DatumWithOid<'_>], read: impl Fn(&pgrx::spi::
     })
 }
 
-fn required<'a>(parameter: &'static str, value: Option<&'a str>) -> &'a str {
+pub(super) fn required<'a>(parameter: &'static str, value: Option<&'a str>) -> &'a str {
     value.ok_or(Error::NullValue { parameter }).or_raise()
 }
 
@@ -62,7 +62,7 @@ fn required_permission(value: Option<&str>) -> &str {
     permission
 }
 
-fn stored_user(user_id: Option<AnyElement>) -> String {
+pub(super) fn stored_user(user_id: Option<AnyElement>) -> String {
     let user = required_id_text("user_id", user_id).or_raise();
     validate_for_storage("user_id", &user).or_raise();
     user

@@ -4,8 +4,12 @@
 //!
 //! In READ COMMITTED the statement's snapshot already sees every commit made before the
 //! statement began, so it is used as is. Under the transaction-snapshot levels a newer
-//! snapshot is pushed for the query. (Inside a parallel query PostgreSQL forbids taking
+//! snapshot is taken for the read. (Inside a parallel query PostgreSQL forbids taking
 //! one; there the statement's snapshot is used; see the README's "Freshness" notes.)
+//!
+//! Two ways to read: `query` runs a prepared SQL statement through SPI; `index_lookup`
+//! reads one table through one of its indexes directly, without the executor, for the
+//! hottest paths (SPI's per-call executor start-up costs several times the lookup itself).
 
 use pgrx::prelude::*;
 use pgrx::pg_sys::{self, Datum, Oid};
@@ -49,7 +53,11 @@ pub fn query<R>(statement: &'static Statement, args: &[Option<Datum>], mut read:
         let mut values: Vec<Datum> = args.iter().map(|a| a.unwrap_or(Datum::from(0))).collect();
         let nulls: Vec<std::ffi::c_char> =
             args.iter().map(|a| if a.is_some() { b' ' } else { b'n' } as std::ffi::c_char).collect();
-        let pushed = push_fresh_snapshot();
+        let snapshot = fresh_snapshot();
+        let pushed = !pg_sys::ActiveSnapshotSet() || snapshot != pg_sys::GetActiveSnapshot();
+        if pushed {
+            pg_sys::PushActiveSnapshot(snapshot);
+        }
         // read_only = true: run under the active snapshot chosen above.
         let rc = pg_sys::SPI_execute_plan(plan, values.as_mut_ptr(), nulls.as_ptr(), true, 0);
         if pushed {
@@ -84,17 +92,91 @@ unsafe fn plan_for(statement: &'static Statement) -> pg_sys::SPIPlanPtr {
     plan
 }
 
-/// Pushes the snapshot the query must use, if the active one will not do. Returns whether
-/// it pushed one (and so must pop it).
-unsafe fn push_fresh_snapshot() -> bool {
+/// The snapshot a read must use: the latest one under REPEATABLE READ and SERIALIZABLE
+/// (except in parallel mode, where none may be taken), else the statement's.
+unsafe fn fresh_snapshot() -> pg_sys::Snapshot {
     let transaction_snapshot = pg_sys::XactIsoLevel >= pg_sys::XACT_REPEATABLE_READ as i32;
     if transaction_snapshot && !pg_sys::IsInParallelMode() {
-        pg_sys::PushActiveSnapshot(pg_sys::GetLatestSnapshot());
-        true
-    } else if !pg_sys::ActiveSnapshotSet() {
-        pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
-        true
+        pg_sys::GetLatestSnapshot()
+    } else if pg_sys::ActiveSnapshotSet() {
+        pg_sys::GetActiveSnapshot()
     } else {
-        false
+        pg_sys::GetTransactionSnapshot()
     }
+}
+
+/// Equality on the first column of an index: the comparison function (`F_*` of pg_sys) and
+/// the value.
+pub struct IndexKey {
+    pub equality: u32,
+    pub value: Datum,
+}
+
+/// Reads the rows of `authz.<table>` found through `authz.<index>` by `key`, under the same
+/// snapshot `query` uses, and hands `read` the values of `columns` (None for NULL), valid
+/// during the call only. No privilege is checked: callers read the extension's own tables.
+pub fn index_lookup<R>(
+    table: &CStr,
+    index: &CStr,
+    key: IndexKey,
+    columns: &[&CStr],
+    mut read: impl FnMut(&[Option<Datum>]) -> R,
+) -> Vec<R> {
+    // SAFETY: the open/scan/close sequence of systable_beginscan; relations, snapshot and
+    // buffer pins are owned by the resource owner, so an ERROR in between releases them.
+    unsafe {
+        let schema = pg_sys::get_namespace_oid(c"authz".as_ptr(), false);
+        let heap = pg_sys::table_open(relation_oid(table, schema), pg_sys::AccessShareLock as i32);
+        let index_rel = pg_sys::index_open(relation_oid(index, schema), pg_sys::AccessShareLock as i32);
+        let heap_oid = (*heap).rd_id;
+        let attnums: Vec<i32> = columns
+            .iter()
+            .map(|c| match pg_sys::get_attnum(heap_oid, c.as_ptr()) {
+                0 => pgrx::error!("authz_ext: column {} of authz.{} is missing", c.to_string_lossy(), table.to_string_lossy()),
+                n => i32::from(n),
+            })
+            .collect();
+        let mut scan_key: pg_sys::ScanKeyData = std::mem::zeroed();
+        pg_sys::ScanKeyInit(&mut scan_key, 1, pg_sys::BTEqualStrategyNumber as u16, pg_sys::Oid::from(key.equality), key.value);
+        let snapshot = pg_sys::RegisterSnapshot(fresh_snapshot());
+        let scan = begin_index_scan(heap, index_rel, snapshot);
+        pg_sys::index_rescan(scan, &mut scan_key, 1, std::ptr::null_mut(), 0);
+        let slot = pg_sys::table_slot_create(heap, std::ptr::null_mut());
+        let mut found = Vec::new();
+        let mut values = Vec::with_capacity(attnums.len());
+        while pg_sys::index_getnext_slot(scan, pg_sys::ScanDirection::ForwardScanDirection, slot) {
+            values.clear();
+            for &attnum in &attnums {
+                let mut is_null = false;
+                let datum = pg_sys::slot_getattr(slot, attnum, &mut is_null);
+                values.push((!is_null).then_some(datum));
+            }
+            found.push(read(&values));
+        }
+        pg_sys::ExecDropSingleTupleTableSlot(slot);
+        pg_sys::index_endscan(scan);
+        pg_sys::UnregisterSnapshot(snapshot);
+        // Locks are kept to the end of the transaction, as the executor does.
+        pg_sys::index_close(index_rel, pg_sys::NoLock as i32);
+        pg_sys::table_close(heap, pg_sys::NoLock as i32);
+        found
+    }
+}
+
+unsafe fn relation_oid(name: &CStr, schema: Oid) -> Oid {
+    match pg_sys::get_relname_relid(name.as_ptr(), schema) {
+        oid if oid == pg_sys::InvalidOid => pgrx::error!("authz_ext: relation authz.{} is missing", name.to_string_lossy()),
+        oid => oid,
+    }
+}
+
+#[cfg(not(feature = "pg18"))]
+unsafe fn begin_index_scan(heap: pg_sys::Relation, index: pg_sys::Relation, snapshot: pg_sys::Snapshot) -> pg_sys::IndexScanDesc {
+    pg_sys::index_beginscan(heap, index, snapshot, 1, 0)
+}
+
+// PostgreSQL 18 added an instrumentation argument.
+#[cfg(feature = "pg18")]
+unsafe fn begin_index_scan(heap: pg_sys::Relation, index: pg_sys::Relation, snapshot: pg_sys::Snapshot) -> pg_sys::IndexScanDesc {
+    pg_sys::index_beginscan(heap, index, snapshot, std::ptr::null_mut(), 1, 0)
 }

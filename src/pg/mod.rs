@@ -4,6 +4,9 @@
 mod admin;
 mod checks;
 mod fresh;
+pub mod gucs;
 mod ids;
+mod keys;
 mod owner;
 mod report;
+mod subxact;

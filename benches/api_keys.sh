@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Benchmark (not a test): API key validation throughput against baselines measured in the
+# same run, on one cluster. Builds and installs the release build, starts the cluster
+# "bench", creates 100,000 keys, then runs pgbench (-M prepared, 2 clients, 2 threads) on:
+#   SELECT 1                the floor: a round trip and nothing else
+#   token fetch             SELECT token FROM bench_tokens WHERE i = random: how the
+#                           validating scripts pick a random real token (pgbench has no
+#                           string variables), so its cost is inside the next two rows
+#   api_key_validate valid  a random valid token (fetched as above) validated, in steady
+#                           state: every key was used within authz.key_last_used_interval
+#                           (set to 1 hour here), so no call writes last_used_at
+#   ... writing last_used   the same with the interval 0: every call writes last_used_at,
+#                           so every transaction commits a WAL record and waits for its flush
+#   plain SQL sha256        the same token hashed and looked up in plain SQL (superuser)
+#   api_key_validate malformed   a random 42-character string with a wrong checksum
+#   bcrypt cost 10          pgcrypto crypt(token, hash) verification, the seed system's way
+# Each runs SECONDS (default 10) per round, in ROUNDS (default 2) interleaved rounds; the
+# best round counts. Usage: benches/api_keys.sh [SECONDS] [ROUNDS]
+set -euo pipefail
+source "$(dirname "$0")/../scripts/lib.sh"
+SECONDS_PER_RUN=${1:-10}
+ROUNDS=${2:-2}
+KEYS=100000
+
+"$ROOT/scripts/setup.sh" >/dev/null
+echo "building and installing authz_ext (release)"
+install_extension release >/dev/null 2>&1
+cluster_start bench 55700
+DIR="$CLUSTER_DIR/pgbench"
+mkdir -p "$DIR"
+
+echo "creating $KEYS keys and 200 bcrypt hashes"
+cluster_psql -d postgres -c "DROP DATABASE IF EXISTS authz_bench" -c "CREATE DATABASE authz_bench"
+cluster_psql -d authz_bench <<SQL
+CREATE EXTENSION authz_ext;
+CREATE EXTENSION pgcrypto;
+CREATE TABLE bench_tokens (i int PRIMARY KEY, token text NOT NULL);
+INSERT INTO bench_tokens
+SELECT i, k.token FROM generate_series(1, $KEYS) AS i,
+     LATERAL api_key_create(i, 'bench', ARRAY['documents:read']) AS k;
+CREATE TABLE bench_bcrypt (i int PRIMARY KEY, token text NOT NULL, hash text NOT NULL);
+INSERT INTO bench_bcrypt SELECT i, token, crypt(token, gen_salt('bf', 10)) FROM bench_tokens WHERE i <= 200;
+VACUUM ANALYZE;
+-- Steady state for the "valid" row: every key used once, within the interval.
+ALTER DATABASE authz_bench SET authz.key_last_used_interval = 3600;
+SET authz.key_last_used_interval = 3600;
+SELECT count(*) AS warmed_up FROM bench_tokens, LATERAL api_key_validate(token) v WHERE v.valid;
+SQL
+
+write() { printf '%s\n' "$2" > "$DIR/$1.sql"; }
+write select1 'SELECT 1;'
+write fetch "\\set i random(1, $KEYS)
+SELECT token FROM bench_tokens WHERE i = :i;"
+write valid "\\set i random(1, $KEYS)
+SELECT status FROM api_key_validate((SELECT token FROM bench_tokens WHERE i = :i));"
+cp "$DIR/valid.sql" "$DIR/valid_writing.sql"
+write plain_sha256 "\\set i random(1, $KEYS)
+SELECT id FROM authz.api_keys
+WHERE key_hash = sha256(convert_to((SELECT token FROM bench_tokens WHERE i = :i), 'UTF8'));"
+write malformed "\\set i random(1, $KEYS)
+SELECT status FROM api_key_validate('azk_' || lpad(:i::text, 38, '0'));"
+write bcrypt '\set i random(1, 200)
+SELECT hash = crypt(token, hash) FROM bench_bcrypt WHERE i = :i;'
+chown -R postgres:postgres "$DIR"
+
+NAMES=(select1 fetch valid valid_writing plain_sha256 malformed bcrypt)
+declare -A BEST
+for round in $(seq "$ROUNDS"); do
+  for name in "${NAMES[@]}"; do
+    options=""
+    [ "$name" = valid_writing ] && options="-c authz.key_last_used_interval=0"
+    tps=$(as_postgres env PGOPTIONS="$options" "$PG_BIN/pgbench" -h "$PGHOST_USED" -p "$PGPORT_USED" -U postgres -n -M prepared \
+            -c 2 -j 2 -T "$SECONDS_PER_RUN" -f "$DIR/$name.sql" authz_bench 2>/dev/null \
+          | awk '/^tps = / { print $3 }')
+    echo "round $round: $name $tps TPS"
+    if [ -z "${BEST[$name]:-}" ] || awk "BEGIN { exit !($tps > ${BEST[$name]}) }"; then BEST[$name]=$tps; fi
+  done
+done
+
+label() {
+  case $1 in
+    select1) echo "SELECT 1" ;;
+    fetch) echo "token fetch only" ;;
+    valid) echo "api_key_validate, valid token" ;;
+    valid_writing) echo "... writing last_used each call" ;;
+    plain_sha256) echo "plain SQL sha256 + lookup" ;;
+    malformed) echo "api_key_validate, malformed" ;;
+    bcrypt) echo "pgcrypto bcrypt cost 10" ;;
+  esac
+}
+echo
+echo "pgbench -M prepared -c 2 -j 2, ${SECONDS_PER_RUN}s x $ROUNDS rounds (best), $KEYS keys"
+printf '| %-31s | %10s | %11s | %14s |\n' "statement" "TPS" "vs SELECT 1" "vs token fetch"
+printf '|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..33})" "$(printf -- '-%.0s' {1..12})" "$(printf -- '-%.0s' {1..13})" "$(printf -- '-%.0s' {1..16})"
+for name in "${NAMES[@]}"; do
+  awk -v l="$(label "$name")" -v t="${BEST[$name]}" -v s="${BEST[select1]}" -v f="${BEST[fetch]}" \
+    'BEGIN { printf "| %-31s | %10.0f | %10.2fx | %13.2fx |\n", l, t, t / s, t / f }'
+done
+# The validating statements also fetch their token; "SELECT 1 + validation" adds only the
+# validation's own time per transaction (1/valid - 1/fetch) to SELECT 1's.
+awk -v v="${BEST[valid]}" -v b="${BEST[bcrypt]}" -v s="${BEST[select1]}" -v f="${BEST[fetch]}" \
+    -v m="${BEST[malformed]}" 'BEGIN {
+  own = 1 / v - 1 / f; derived = 1 / (1 / s + own)
+  printf "\nvalid validation: %.0fx bcrypt (goal >= 1000x)\n", v / b
+  printf "valid validation: %.0f%% of SELECT 1 as measured, token fetch included\n", 100 * v / s
+  printf "derived: SELECT 1 + validation without the fetch = %.0f TPS, %.0f%% of SELECT 1 (goal >= 80%%)\n", derived, 100 * derived / s
+  printf "malformed validation: %.0f%% of SELECT 1\n", 100 * m / s }'
+cluster_stop bench

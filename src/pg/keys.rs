@@ -1,0 +1,242 @@
+//! API keys: create, validate, revoke, list. The token is generated, checked and hashed in
+//! Rust (core::token); SQL only ever sees its SHA-256 and preview, so no statement, log
+//! line or error message can contain it.
+
+use super::admin::{call, required, rows, stored_user};
+use super::fresh::{self, IndexKey};
+use super::gucs::KEY_LAST_USED_INTERVAL;
+use super::ids::optional_id_text;
+use super::owner::as_owner;
+use super::report::OrRaise;
+use super::subxact;
+use crate::core::error::Error;
+use crate::core::keys::{self, KeyState, Status};
+use crate::core::token;
+use pgrx::prelude::*;
+use pgrx::{AnyElement, Uuid};
+
+#[pg_extern(sql = false)]
+fn api_key_create(
+    user_id: Option<AnyElement>,
+    name: Option<&str>,
+    scopes: Option<Vec<Option<String>>>,
+    expires_at: Option<TimestampWithTimeZone>,
+) -> TableIterator<'static, (name!(key_id, Uuid), name!(token, String), name!(preview, String))> {
+    let user = stored_user(user_id);
+    let name = required("name", name);
+    let scopes = scopes.ok_or(Error::NullValue { parameter: "scopes" }).or_raise();
+    let new = token::generate(|buf| {
+        getrandom::getrandom(buf).unwrap_or_else(|e| pgrx::error!("could not read random bytes: {e}"))
+    });
+    let key_id = call::<Uuid>(
+        "create_key",
+        vec![
+            user.into(),
+            name.into(),
+            scopes.into(),
+            expires_at.into(),
+            new.hash.as_slice().into(),
+            new.preview.as_str().into(),
+        ],
+        None,
+    )
+    .expect("create_key returns the key id");
+    TableIterator::once((key_id, new.token, new.preview))
+}
+
+/// What a lookup by hash finds.
+struct StoredKey {
+    key_id: Option<Uuid>,
+    user_id: Option<String>,
+    scopes: Option<Vec<String>>,
+    expires_at: Option<TimestampWithTimeZone>,
+    revoked: bool,
+    last_used_at: Option<TimestampWithTimeZone>,
+}
+
+/// The key whose hash the token has, read through the unique index on `key_hash`, and
+/// its `last_used_at` through the usage table's primary key (see fresh::index_lookup).
+fn find_key(token: &str) -> Option<StoredKey> {
+    let hash = token::hash(token).as_slice().into_datum().expect("a bytea datum");
+    let mut key = fresh::index_lookup(
+        c"api_keys",
+        c"api_keys_key_hash_key",
+        IndexKey { equality: pg_sys::F_BYTEAEQ, value: hash },
+        &[c"id", c"user_id", c"scopes", c"expires_at", c"revoked_at"],
+        |v| StoredKey {
+            key_id: value(v[0]),
+            user_id: value(v[1]),
+            scopes: value(v[2]),
+            expires_at: value(v[3]),
+            revoked: v[4].is_some(),
+            last_used_at: None,
+        },
+    )
+    .pop()?;
+    let id = key.key_id.into_datum().expect("a uuid datum");
+    key.last_used_at = fresh::index_lookup(
+        c"api_key_usage",
+        c"api_key_usage_pkey",
+        IndexKey { equality: pg_sys::F_UUID_EQ, value: id },
+        &[c"last_used_at"],
+        |v| value(v[0]),
+    )
+    .pop()
+    .flatten();
+    Some(key)
+}
+
+fn value<T: FromDatum>(datum: Option<pg_sys::Datum>) -> Option<T> {
+    // SAFETY: index_lookup hands over live datums of the column types named above.
+    datum.and_then(|d| unsafe { T::from_datum(d, false) })
+}
+
+#[allow(clippy::type_complexity)]
+#[pg_extern(sql = false)]
+fn api_key_validate(
+    token: Option<&str>,
+) -> TableIterator<
+    'static,
+    (
+        name!(valid, bool),
+        name!(status, String),
+        name!(key_id, Option<Uuid>),
+        name!(user_id, Option<String>),
+        name!(scopes, Option<Vec<String>>),
+        name!(expires_at, Option<TimestampWithTimeZone>),
+    ),
+> {
+    let (status, key) = match keys::precheck(token) {
+        Some(status) => (status, None),
+        None => {
+            let key = find_key(token.expect("precheck passed a token"));
+            let state = key.as_ref().map(|k| KeyState { revoked: k.revoked, expires_at: k.expires_at.map(i64::from) });
+            (keys::status(state, statement_start()), key)
+        }
+    };
+    let row = match key {
+        Some(key) if status == Status::Valid => {
+            note_use(&key);
+            (true, status.as_str().to_string(), key.key_id, key.user_id, key.scopes, key.expires_at)
+        }
+        _ => (false, status.as_str().to_string(), None, None, None, None),
+    };
+    TableIterator::once(row)
+}
+
+fn statement_start() -> i64 {
+    // SAFETY: always valid inside a statement.
+    unsafe { pg_sys::GetCurrentStatementStartTimestamp() }
+}
+
+/// Writes `last_used_at` when it is older than authz.key_last_used_interval: never in a
+/// read-only transaction, a parallel worker or on a hot standby, and never so that
+/// validation fails (a concurrent update or lock is skipped, see subxact.rs).
+fn note_use(key: &StoredKey) {
+    let now = statement_start();
+    let interval = KEY_LAST_USED_INTERVAL.get();
+    if !keys::last_used_due(key.last_used_at.map(i64::from), now, interval) {
+        return;
+    }
+    // SAFETY: plain reads of backend state.
+    let writable = unsafe { !pg_sys::XactReadOnly && !pg_sys::RecoveryInProgress() && !pg_sys::IsInParallelMode() };
+    if !writable {
+        return;
+    }
+    let stamp = |micros: i64| TimestampWithTimeZone::try_from(micros).expect("within the timestamp range");
+    let args = [key.key_id.into(), stamp(now).into(), stamp(now - i64::from(interval) * 1_000_000).into()];
+    as_owner(|| {
+        subxact::attempt(|| {
+            // The condition is checked again under the row lock (another session may have
+            // just written), and SKIP LOCKED leaves a key someone is writing right now alone.
+            // (A missing usage row, as after a partial restore, just means no write.)
+            Spi::run_with_args(
+                "UPDATE authz.api_key_usage SET last_used_at = $2
+                 WHERE key_id OPERATOR(pg_catalog.=) (
+                     SELECT key_id FROM authz.api_key_usage
+                     WHERE key_id OPERATOR(pg_catalog.=) $1
+                       AND (last_used_at IS NULL OR last_used_at OPERATOR(pg_catalog.<=) $3)
+                     FOR NO KEY UPDATE SKIP LOCKED)",
+                &args,
+            )
+            .expect("errors are raised, not returned");
+        })
+    });
+}
+
+#[pg_extern(sql = false)]
+fn api_key_revoke(key_id: Option<Uuid>, revoked_by: Option<AnyElement>) -> bool {
+    let key_id = key_id.ok_or(Error::NullValue { parameter: "key_id" }).or_raise();
+    let revoked_by = optional_id_text("revoked_by", revoked_by).or_raise();
+    call::<bool>("revoke_key", vec![key_id.into()], revoked_by).expect("revoke_key returns a boolean")
+}
+
+/// key_id, name, preview, scopes, created_at, expires_at, last_used_at, revoked_at (the
+/// column names are declared in sql/api.sql; pgrx wants the tuple spelled out in each
+/// signature).
+type KeyRow = (
+    Uuid,
+    String,
+    String,
+    Vec<String>,
+    TimestampWithTimeZone,
+    Option<TimestampWithTimeZone>,
+    Option<TimestampWithTimeZone>,
+    Option<TimestampWithTimeZone>,
+);
+
+fn list_keys(user_id: Option<AnyElement>, key_id: Option<Uuid>) -> Vec<KeyRow> {
+    let Some(user) = optional_id_text("user_id", user_id).or_raise() else {
+        return Vec::new();
+    };
+    rows("list_keys", &[user.into(), key_id.into()], |row| {
+        (
+            row.get::<Uuid>(1).ok().flatten().expect("key id is NOT NULL"),
+            row.get::<String>(2).ok().flatten().unwrap_or_default(),
+            row.get::<String>(3).ok().flatten().unwrap_or_default(),
+            row.get::<Vec<String>>(4).ok().flatten().unwrap_or_default(),
+            row.get::<TimestampWithTimeZone>(5).ok().flatten().expect("created_at is NOT NULL"),
+            row.get::<TimestampWithTimeZone>(6).ok().flatten(),
+            row.get::<TimestampWithTimeZone>(7).ok().flatten(),
+            row.get::<TimestampWithTimeZone>(8).ok().flatten(),
+        )
+    })
+}
+
+#[pg_extern(sql = false)]
+fn api_key_list(user_id: Option<AnyElement>) -> TableIterator<
+    'static,
+    (
+        Uuid,
+        String,
+        String,
+        Vec<String>,
+        TimestampWithTimeZone,
+        Option<TimestampWithTimeZone>,
+        Option<TimestampWithTimeZone>,
+        Option<TimestampWithTimeZone>,
+    ),
+> {
+    TableIterator::new(list_keys(user_id, None))
+}
+
+#[pg_extern(sql = false)]
+fn api_key_get(user_id: Option<AnyElement>, key_id: Option<Uuid>) -> TableIterator<
+    'static,
+    (
+        Uuid,
+        String,
+        String,
+        Vec<String>,
+        TimestampWithTimeZone,
+        Option<TimestampWithTimeZone>,
+        Option<TimestampWithTimeZone>,
+        Option<TimestampWithTimeZone>,
+    ),
+> {
+    let found = match key_id {
+        Some(id) => list_keys(user_id, Some(id)),
+        None => Vec::new(),
+    };
+    TableIterator::new(found)
+}
