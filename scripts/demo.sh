@@ -26,5 +26,7 @@ authz_ext is running in a local PostgreSQL $PG_MAJOR (data: $PGDATA_DIR).
   psql:  psql -h $PGHOST_USED -p $PGPORT_USED -U postgres authz_demo
   URL:   postgresql://postgres:$PG_PASSWORD@127.0.0.1:$PGPORT_USED/authz_demo
   stop:  $ROOT/scripts/demo.sh --stop
-Try:  SELECT count(*) FROM authz.role_permissions;   -- 105 seeded role defaults
+Try, as the application role (RLS on documents asks authz_can about the principal):
+  psql -h $PGHOST_USED -p $PGPORT_USED -U demo_app authz_demo
+  BEGIN; SELECT authz_set_user(1); SELECT * FROM documents; COMMIT;   -- 2 of 3 documents
 MSG

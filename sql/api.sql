@@ -6,8 +6,9 @@
 -- table access switches to the extension owner inside (src/pg/owner.rs), so a per-row
 -- check pays no GUC save/restore.
 --
--- PUBLIC may call the checks and api_key_validate; everything that changes or lists is for
--- the extension owner and the roles it grants EXECUTE to.
+-- PUBLIC may call the checks, api_key_validate, authz_authenticate, authz_current_user and
+-- authz_can; everything that changes or lists, and authz_set_user, is for the extension
+-- owner and the roles it grants EXECUTE to.
 
 -- Checks ---------------------------------------------------------------------------------
 
@@ -148,6 +149,34 @@ AS 'MODULE_PATHNAME', 'api_key_get_wrapper';
 COMMENT ON FUNCTION @extschema@.api_key_get(user_id "any", key_id uuid) IS
     'One key, as api_key_list shows it, only if it belongs to the user; otherwise no row.';
 
+-- Request context ------------------------------------------------------------------------------
+-- The principal is backend memory that ends with the transaction (src/pg/context.rs), so
+-- the two functions that read it are PARALLEL RESTRICTED: a parallel worker has no copy.
+
+CREATE FUNCTION @extschema@.authz_authenticate(token text)
+RETURNS text LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'authz_authenticate_wrapper';
+COMMENT ON FUNCTION @extschema@.authz_authenticate(token text) IS
+    'Validates the API key and makes its owner the principal of the current transaction, limited to the key''s scopes; returns the user id. Raises 28000 for a token that is not a valid key.';
+
+CREATE FUNCTION @extschema@.authz_set_user(user_id "any")
+RETURNS void LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'authz_set_user_wrapper';
+COMMENT ON FUNCTION @extschema@.authz_set_user(user_id "any") IS
+    'Makes the user the principal of the current transaction (NULL clears it), for applications that authenticate elsewhere. Not executable by PUBLIC.';
+
+CREATE FUNCTION @extschema@.authz_current_user()
+RETURNS text LANGUAGE c STABLE PARALLEL RESTRICTED
+AS 'MODULE_PATHNAME', 'authz_current_user_wrapper';
+COMMENT ON FUNCTION @extschema@.authz_current_user() IS
+    'The principal of the current transaction, or NULL.';
+
+CREATE FUNCTION @extschema@.authz_can(permission text, resource_id "any" DEFAULT NULL)
+RETURNS boolean LANGUAGE c STABLE PARALLEL RESTRICTED
+AS 'MODULE_PATHNAME', 'authz_can_wrapper';
+COMMENT ON FUNCTION @extschema@.authz_can(permission text, resource_id "any") IS
+    'authz_check for the principal of the current transaction, and, when it authenticated with an API key, only if a scope of that (still valid) key covers the permission. False without a principal.';
+
 -- Privileges -----------------------------------------------------------------------------------
 
 REVOKE ALL ON FUNCTION
@@ -165,5 +194,6 @@ REVOKE ALL ON FUNCTION
     @extschema@.api_key_create(user_id "any", name text, scopes text[], expires_at timestamptz),
     @extschema@.api_key_revoke(key_id uuid, revoked_by "any"),
     @extschema@.api_key_list(user_id "any"),
-    @extschema@.api_key_get(user_id "any", key_id uuid)
+    @extschema@.api_key_get(user_id "any", key_id uuid),
+    @extschema@.authz_set_user(user_id "any")
 FROM PUBLIC;

@@ -11,7 +11,7 @@ mod pg;
 
 #[pgrx::pg_guard]
 pub extern "C-unwind" fn _PG_init() {
-    pg::gucs::register();
+    pg::register();
 }
 
 pgrx::extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);

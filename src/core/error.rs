@@ -11,6 +11,9 @@ pub enum Error {
     NullValue { parameter: &'static str },
     /// 42501 insufficient_privilege: a denied authz_require.
     Denied { message: String },
+    /// 28000 invalid_authorization_specification: authz_authenticate with a token that is
+    /// not a valid key; `status` is what api_key_validate would say. Never the token.
+    Unauthenticated { status: &'static str },
 }
 
 impl Error {
@@ -28,12 +31,17 @@ impl Error {
             Error::InvalidParameter { .. } => "22023",
             Error::NullValue { .. } => "22004",
             Error::Denied { .. } => "42501",
+            Error::Unauthenticated { .. } => "28000",
         }
     }
 
     pub fn hint(&self) -> Option<&str> {
         match self {
             Error::InvalidParameter { hint, .. } => hint.as_deref(),
+            Error::Unauthenticated { status: "malformed" } => {
+                Some("An authz_ext API key is azk_ followed by 38 letters and digits.")
+            }
+            Error::Unauthenticated { .. } => Some("Create a new key with api_key_create()."),
             _ => None,
         }
     }
@@ -46,6 +54,7 @@ impl fmt::Display for Error {
                 f.write_str(message)
             }
             Error::NullValue { parameter } => write!(f, "{parameter} must not be NULL"),
+            Error::Unauthenticated { status } => write!(f, "API key rejected: {status}"),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! the internal function of sql/internal.sql that does the work and writes the audit row,
 //! as the extension owner (see owner.rs). EXECUTE on these is revoked from PUBLIC.
 
+use super::context::current_user;
 use super::ids::{optional_id_text, required_id_text};
 use super::owner::{as_owner, caller_role_name};
 use super::report::OrRaise;
@@ -13,14 +14,15 @@ use pgrx::prelude::*;
 use pgrx::AnyElement;
 
 /// Runs `SELECT authz.<function>(args..., actor, db_role)` as the owner and hands the result
-/// to `read`. The actor (the application user responsible) goes into the audit log.
+/// to `read`. The actor (the application user responsible: the one given, else the
+/// transaction's principal) goes into the audit log.
 fn invoke<R>(
     function: &str,
     mut args: Vec<DatumWithOid<'_>>,
     actor: Option<String>,
     read: impl FnOnce(pgrx::spi::SpiTupleTable) -> pgrx::spi::SpiResult<R>,
 ) -> R {
-    args.push(actor.into());
+    args.push(actor.or_else(current_user).into());
     args.push(caller_role_name().into());
     let sql = format!("SELECT authz.{function}({})", placeholders(args.len()));
     as_owner(|| {

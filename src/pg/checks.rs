@@ -58,8 +58,8 @@ fn load_facts(user: &str, permission: &str, resource: Option<&str>) -> Facts {
 }
 
 /// A decided check, with what explain and require report.
-struct Answer {
-    decision: Decision,
+pub(super) struct Answer {
+    pub(super) decision: Decision,
     role: Option<String>,
     user: String,
     permission: String,
@@ -68,8 +68,13 @@ struct Answer {
 
 /// Decides a check; None when the user or permission is NULL (which never allows).
 fn decide(user: Option<AnyElement>, permission: Option<&str>, resource: Option<AnyElement>) -> Option<Answer> {
-    let (user, permission) = (user?, permission?);
-    let user = id_text("user_id", user).or_raise();
+    let user = id_text("user_id", user?).or_raise();
+    decide_for(user, permission, resource)
+}
+
+/// `decide` for a user id already in canonical text (the request context's principal).
+pub(super) fn decide_for(user: String, permission: Option<&str>, resource: Option<AnyElement>) -> Option<Answer> {
+    let permission = permission?;
     permission::parse(permission).or_raise();
     let resource = optional_id_text("resource_id", resource).or_raise();
     let facts = load_facts(&user, permission, resource.as_deref());

@@ -45,9 +45,9 @@ fn api_key_create(
 }
 
 /// What a lookup by hash finds.
-struct StoredKey {
-    key_id: Option<Uuid>,
-    user_id: Option<String>,
+pub(super) struct StoredKey {
+    pub(super) key_id: Option<Uuid>,
+    pub(super) user_id: Option<String>,
     scopes: Option<Vec<String>>,
     expires_at: Option<TimestampWithTimeZone>,
     revoked: bool,
@@ -106,22 +106,28 @@ fn api_key_validate(
         name!(expires_at, Option<TimestampWithTimeZone>),
     ),
 > {
-    let (status, key) = match keys::precheck(token) {
-        Some(status) => (status, None),
-        None => {
-            let key = find_key(token.expect("precheck passed a token"));
-            let state = key.as_ref().map(|k| KeyState { revoked: k.revoked, expires_at: k.expires_at.map(i64::from) });
-            (keys::status(state, statement_start()), key)
-        }
-    };
-    let row = match key {
-        Some(key) if status == Status::Valid => {
-            note_use(&key);
-            (true, status.as_str().to_string(), key.key_id, key.user_id, key.scopes, key.expires_at)
-        }
-        _ => (false, status.as_str().to_string(), None, None, None, None),
+    let row = match validate(token) {
+        (status, Some(key)) => (true, status.as_str().to_string(), key.key_id, key.user_id, key.scopes, key.expires_at),
+        (status, None) => (false, status.as_str().to_string(), None, None, None, None),
     };
     TableIterator::once(row)
+}
+
+/// The status of a token, with the key when it is valid (and its use noted).
+pub(super) fn validate(token: Option<&str>) -> (Status, Option<StoredKey>) {
+    if let Some(status) = keys::precheck(token) {
+        return (status, None);
+    }
+    let key = find_key(token.expect("precheck passed a token"));
+    let state = key.as_ref().map(|k| KeyState { revoked: k.revoked, expires_at: k.expires_at.map(i64::from) });
+    match keys::status(state, statement_start()) {
+        Status::Valid => {
+            let key = key.expect("a valid key was found");
+            note_use(&key);
+            (Status::Valid, Some(key))
+        }
+        status => (status, None),
+    }
 }
 
 fn statement_start() -> i64 {

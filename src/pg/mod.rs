@@ -3,10 +3,17 @@
 
 mod admin;
 mod checks;
+mod context;
 mod fresh;
-pub mod gucs;
+mod gucs;
 mod ids;
 mod keys;
 mod owner;
 mod report;
 mod subxact;
+
+/// What the library sets up when it is loaded: its settings and transaction callbacks.
+pub fn register() {
+    gucs::register();
+    context::register_callbacks();
+}

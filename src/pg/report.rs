@@ -9,6 +9,7 @@ pub fn raise(err: Error) -> ! {
         "22023" => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
         "22004" => PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
         "42501" => PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+        "28000" => PgSqlErrorCode::ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
         other => unreachable!("no PostgreSQL error code mapped for SQLSTATE {other}"),
     };
     let mut report = ErrorReport::new(code, err.to_string(), "authz_ext");

@@ -81,8 +81,8 @@ SELECT count(*) - :audit_rows_before AS new_audit_rows, (SELECT count(*) FROM au
 FROM authz.audit_log;
 
 -- Function markings: checks are STABLE and PARALLEL SAFE, mutators VOLATILE, none is
--- SECURITY DEFINER or carries a SET clause; PUBLIC may execute only the checks and
--- api_key_validate.
+-- SECURITY DEFINER or carries a SET clause; PUBLIC may execute only the checks,
+-- api_key_validate, authz_authenticate, authz_current_user and authz_can.
 SELECT p.proname, pg_get_function_identity_arguments(p.oid) AS args,
        p.provolatile, p.proparallel, p.prosecdef, p.proconfig,
        has_function_privilege('public', p.oid, 'EXECUTE') AS public_execute

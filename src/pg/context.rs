@@ -1,0 +1,136 @@
+//! The request context: authz_authenticate, authz_set_user, authz_current_user, authz_can.
+//!
+//! The principal is backend memory (core::context), not a setting, so no SET, SET LOCAL,
+//! set_config or RESET can touch it; only the two functions set it. PostgreSQL's
+//! transaction callbacks end it with the transaction and undo it with a rolled-back
+//! savepoint, so the next transaction on a pooled connection starts with none.
+
+use super::checks::decide_for;
+use super::fresh::{self, Statement};
+use super::ids::optional_id_text;
+use super::keys::validate;
+use super::owner::as_owner;
+use super::report::{raise, OrRaise};
+use crate::core::context::{Context, Principal};
+use crate::core::error::Error;
+use crate::core::ids::validate_for_storage;
+use crate::core::keys::Status;
+use pgrx::prelude::*;
+use pgrx::{AnyElement, Uuid};
+use std::cell::RefCell;
+use std::ffi::c_void;
+
+thread_local! {
+    static CONTEXT: RefCell<Context> = RefCell::new(Context::default());
+}
+
+/// Registers the transaction callbacks; called once, when the library is loaded.
+pub fn register_callbacks() {
+    // SAFETY: plain registrations of functions that live as long as the library.
+    unsafe {
+        pg_sys::RegisterXactCallback(Some(on_transaction_event), std::ptr::null_mut());
+        pg_sys::RegisterSubXactCallback(Some(on_subtransaction_event), std::ptr::null_mut());
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn on_transaction_event(event: pg_sys::XactEvent::Type, _arg: *mut c_void) {
+    use pg_sys::XactEvent::*;
+    if matches!(event, XACT_EVENT_COMMIT | XACT_EVENT_ABORT | XACT_EVENT_PREPARE | XACT_EVENT_PARALLEL_COMMIT | XACT_EVENT_PARALLEL_ABORT) {
+        CONTEXT.with(|c| c.borrow_mut().end_transaction());
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn on_subtransaction_event(
+    event: pg_sys::SubXactEvent::Type,
+    sub: pg_sys::SubTransactionId,
+    parent: pg_sys::SubTransactionId,
+    _arg: *mut c_void,
+) {
+    use pg_sys::SubXactEvent::*;
+    match event {
+        SUBXACT_EVENT_COMMIT_SUB => CONTEXT.with(|c| c.borrow_mut().commit_sub(sub, parent)),
+        SUBXACT_EVENT_ABORT_SUB => CONTEXT.with(|c| c.borrow_mut().abort_sub(sub)),
+        _ => {}
+    }
+}
+
+fn set_principal(principal: Option<Principal>) {
+    // SAFETY: always valid inside a transaction.
+    let level = unsafe { pg_sys::GetCurrentSubTransactionId() };
+    CONTEXT.with(|c| c.borrow_mut().set(level, principal));
+}
+
+fn principal() -> Option<Principal> {
+    CONTEXT.with(|c| c.borrow().current().cloned())
+}
+
+/// The principal's user id, for the audit log of changes made in this transaction.
+pub fn current_user() -> Option<String> {
+    principal().map(|p| p.user)
+}
+
+#[pg_extern(sql = false)]
+fn authz_authenticate(token: Option<&str>) -> String {
+    match validate(token) {
+        (Status::Valid, Some(key)) => {
+            let user = key.user_id.expect("a stored key has an owner");
+            let key_id = key.key_id.expect("a stored key has an id");
+            set_principal(Some(Principal { user: user.clone(), key_id: Some(*key_id.as_bytes()) }));
+            user
+        }
+        (status, _) => raise(Error::Unauthenticated { status: status.as_str() }),
+    }
+}
+
+#[pg_extern(sql = false)]
+fn authz_set_user(user_id: Option<AnyElement>) {
+    let user = optional_id_text("user_id", user_id).or_raise();
+    if let Some(u) = &user {
+        validate_for_storage("user_id", u).or_raise();
+    }
+    set_principal(user.map(|user| Principal { user, key_id: None }));
+}
+
+#[pg_extern(sql = false)]
+fn authz_current_user() -> Option<String> {
+    current_user()
+}
+
+#[pg_extern(sql = false)]
+fn authz_can(permission: Option<&str>, resource_id: Option<AnyElement>) -> bool {
+    let Some(principal) = principal() else {
+        return false;
+    };
+    let allowed = decide_for(principal.user, permission, resource_id).is_some_and(|a| a.decision.allowed);
+    match (allowed, principal.key_id, permission) {
+        (true, Some(key_id), Some(permission)) => key_allows(key_id, permission),
+        (allowed, _, _) => allowed,
+    }
+}
+
+static KEY_ALLOWS: Statement = Statement {
+    sql: c"SELECT k.revoked_at IS NULL
+              AND (k.expires_at IS NULL OR k.expires_at OPERATOR(pg_catalog.>) $3)
+              AND EXISTS (SELECT FROM authz.scopes s
+                          WHERE s.name OPERATOR(pg_catalog.=) ANY (k.scopes)
+                            AND (s.all_permissions
+                                 OR EXISTS (SELECT FROM authz.scope_permissions sp
+                                            WHERE sp.scope OPERATOR(pg_catalog.=) s.name
+                                              AND sp.permission OPERATOR(pg_catalog.=) $2)))
+           FROM authz.api_keys k WHERE k.id OPERATOR(pg_catalog.=) $1",
+    arg_types: &[pg_sys::UUIDOID, pg_sys::TEXTOID, pg_sys::TIMESTAMPTZOID],
+};
+
+/// Whether the principal's key is still live (a revocation or expiry since
+/// authz_authenticate counts at once) and has a scope covering the permission.
+fn key_allows(key_id: [u8; 16], permission: &str) -> bool {
+    // SAFETY: always valid inside a statement.
+    let now = unsafe { pg_sys::GetCurrentStatementStartTimestamp() };
+    let args = [Uuid::from_bytes(key_id).into_datum(), permission.into_datum(), Some(pg_sys::Datum::from(now))];
+    as_owner(|| fresh::query(&KEY_ALLOWS, &args, |row| row.get::<bool>(1).unwrap_or(false)))
+        .first()
+        .copied()
+        .unwrap_or(false)
+}
