@@ -4,6 +4,7 @@
 #   (b) in-backend tests (#[pg_test])         cargo pgrx test, its own cluster
 #   (c) SQL regression files, tests/regress   pg_regress against a cluster started here
 #   (d) driver integration, tests/integration pytest + psycopg against the same cluster
+# Tiers (c) and (d) run twice: with the decision cache on and with it off (authz.cache).
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
@@ -55,8 +56,13 @@ tier "b: pg_test" pg_tests
 echo
 echo "=== installing authz_ext (debug build) and starting the test cluster"
 if install_extension debug >/dev/null && cluster_start test 55500; then
-  tier "c: regression" regression_tests
-  tier "d: integration" integration_tests
+  for cache in on off; do
+    # libpq passes PGOPTIONS to every connection that psql and psycopg open.
+    export PGOPTIONS="-c authz.cache=$cache" AUTHZ_TEST_CACHE=$cache
+    tier "c: regression, cache $cache" regression_tests
+    tier "d: integration, cache $cache" integration_tests
+  done
+  unset PGOPTIONS AUTHZ_TEST_CACHE
   cluster_stop test
 else
   failed+=("install")

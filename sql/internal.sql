@@ -78,24 +78,42 @@ AS $$
     ORDER BY p.name;
 $$;
 
--- Everything one check needs, read in one query (src/pg/checks.rs applies the rules):
--- one row per override at the resource or type level, or one row without an override.
+-- Everything checks of (user, permission) need, read in one query (src/pg/cache.rs and
+-- checks.rs apply the rules): whether the permission exists, the user's role and whether it
+-- grants it, and one row per override of the user for the permission — for p_resource and
+-- the type level, or with a NULL p_resource for every resource (what the decision cache
+-- holds). One row without an override if there is none.
 CREATE FUNCTION authz.check_facts(p_user text, p_permission text, p_resource text)
 RETURNS TABLE (known boolean, role text, role_allows boolean, grant_id bigint,
-               resource_level boolean, effect text, expires_at timestamptz)
+               resource_id text, effect text, expires_at timestamptz)
 LANGUAGE sql STABLE
 AS $$
     SELECT EXISTS (SELECT FROM authz.permissions p WHERE p.name OPERATOR(pg_catalog.=) p_permission),
            ur.role,
            EXISTS (SELECT FROM authz.role_defaults(ur.role) d
                    WHERE d.permission OPERATOR(pg_catalog.=) p_permission),
-           g.id, g.resource_id IS NOT NULL, g.effect, g.expires_at
+           g.id, g.resource_id, g.effect, g.expires_at
     FROM (SELECT) AS one
     LEFT JOIN authz.user_roles ur ON ur.user_id OPERATOR(pg_catalog.=) p_user
-    LEFT JOIN authz.grants g
-           ON g.user_id OPERATOR(pg_catalog.=) p_user
-          AND g.permission OPERATOR(pg_catalog.=) p_permission
-          AND (g.resource_id OPERATOR(pg_catalog.=) p_resource OR g.resource_id IS NULL);
+    LEFT JOIN LATERAL (
+        -- Each arm matches a partial unique index, so that even a generic plan made
+        -- without statistics reads only the rows it needs.
+        SELECT g1.id, g1.resource_id, g1.effect, g1.expires_at FROM authz.grants g1
+        WHERE g1.user_id OPERATOR(pg_catalog.=) p_user
+          AND g1.permission OPERATOR(pg_catalog.=) p_permission
+          AND g1.resource_id OPERATOR(pg_catalog.=) p_resource
+        UNION ALL
+        SELECT g2.id, g2.resource_id, g2.effect, g2.expires_at FROM authz.grants g2
+        WHERE p_resource IS NULL
+          AND g2.user_id OPERATOR(pg_catalog.=) p_user
+          AND g2.permission OPERATOR(pg_catalog.=) p_permission
+          AND g2.resource_id IS NOT NULL
+        UNION ALL
+        SELECT g3.id, g3.resource_id, g3.effect, g3.expires_at FROM authz.grants g3
+        WHERE g3.user_id OPERATOR(pg_catalog.=) p_user
+          AND g3.permission OPERATOR(pg_catalog.=) p_permission
+          AND g3.resource_id IS NULL
+    ) AS g ON true;
 $$;
 
 CREATE FUNCTION authz.role_permission_add(p_role text, p_permission text,

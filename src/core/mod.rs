@@ -1,6 +1,7 @@
 //! The pure core: rules and formats with no PostgreSQL types, unit-tested with plain
 //! `cargo test`. The `pg` module is the glue that feeds it from the database.
 
+pub mod cache;
 pub mod context;
 pub mod error;
 pub mod ids;

@@ -1,61 +1,16 @@
 //! The permission checks: authz_check, authz_explain, authz_require.
 
-use super::fresh::{self, Statement};
+use super::cache;
 use super::ids::{id_text, optional_id_text};
 use super::owner::as_owner;
 use super::report::{raise, OrRaise};
 use crate::core::error::Error;
 use crate::core::permission;
-use crate::core::resolve::{resolve, DecidedBy, Decision, Effect, Override};
+use crate::core::cache::Facts;
+use crate::core::resolve::{resolve, DecidedBy, Decision, Effect};
 use pgrx::prelude::*;
 use pgrx::AnyElement;
 use pgrx::pg_sys;
-
-/// What the tables say about one (user, permission, resource) question.
-struct Facts {
-    known_permission: bool,
-    role: Option<String>,
-    role_allows: bool,
-    resource_level: Vec<Override>,
-    type_level: Vec<Override>,
-}
-
-static CHECK_FACTS: Statement = Statement {
-    sql: c"SELECT known, role, role_allows, grant_id, resource_level, effect, expires_at
-           FROM authz.check_facts($1, $2, $3)",
-    arg_types: &[pg_sys::TEXTOID, pg_sys::TEXTOID, pg_sys::TEXTOID],
-};
-
-fn load_facts(user: &str, permission: &str, resource: Option<&str>) -> Facts {
-    let args = [user.into_datum(), permission.into_datum(), resource.and_then(|r| r.into_datum())];
-    let mut facts = Facts {
-        known_permission: false,
-        role: None,
-        role_allows: false,
-        resource_level: Vec::new(),
-        type_level: Vec::new(),
-    };
-    as_owner(|| {
-        fresh::query(&CHECK_FACTS, &args, |row| {
-            facts.known_permission = row.get::<bool>(1).unwrap_or(false);
-            facts.role = row.get::<String>(2);
-            facts.role_allows = row.get::<bool>(3).unwrap_or(false);
-            if let Some(grant_id) = row.get::<i64>(4) {
-                let effect = row.get::<String>(6).and_then(|e| Effect::parse(&e));
-                let grant = Override {
-                    grant_id,
-                    effect: effect.unwrap_or(Effect::Deny),
-                    expires_at: row.get::<TimestampWithTimeZone>(7).map(i64::from),
-                };
-                match row.get::<bool>(5) {
-                    Some(true) => facts.resource_level.push(grant),
-                    _ => facts.type_level.push(grant),
-                }
-            }
-        })
-    });
-    facts
-}
 
 /// A decided check, with what explain and require report.
 pub(super) struct Answer {
@@ -77,19 +32,18 @@ pub(super) fn decide_for(user: String, permission: Option<&str>, resource: Optio
     let permission = permission?;
     permission::parse(permission).or_raise();
     let resource = optional_id_text("resource_id", resource).or_raise();
-    let facts = load_facts(&user, permission, resource.as_deref());
-    if !facts.known_permission {
-        require_known_permission(permission);
-    }
     // SAFETY: always valid inside a statement.
     let now = unsafe { pg_sys::GetCurrentStatementStartTimestamp() };
-    Some(Answer {
-        decision: resolve(&facts.resource_level, &facts.type_level, facts.role_allows, now),
-        role: facts.role,
-        user,
-        permission: permission.to_string(),
-        resource,
-    })
+    let evaluate = |facts: &Facts| {
+        let decision = resolve(facts.resource_level_for(resource.as_deref()), &facts.type_level, facts.role_allows, now);
+        (facts.known_permission, decision, facts.role.clone())
+    };
+    let (known, decision, role) = cache::with_facts(&user, permission, evaluate)
+        .unwrap_or_else(|| evaluate(&cache::load_for_check(&user, permission, resource.as_deref())));
+    if !known {
+        require_known_permission(permission);
+    }
+    Some(Answer { decision, role, user, permission: permission.to_string(), resource })
 }
 
 /// Raises the catalog's own 22023 error (with the valid choices) for an unknown permission.

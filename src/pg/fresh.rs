@@ -2,10 +2,12 @@
 //! authorization reads the latest committed state (plus the transaction's own changes),
 //! never an older snapshot kept by REPEATABLE READ or SERIALIZABLE.
 //!
-//! In READ COMMITTED the statement's snapshot already sees every commit made before the
-//! statement began, so it is used as is. Under the transaction-snapshot levels a newer
-//! snapshot is taken for the read. (Inside a parallel query PostgreSQL forbids taking
-//! one; there the statement's snapshot is used; see the README's "Freshness" notes.)
+//! Every read takes the latest snapshot, in every isolation level: it sees every commit
+//! made before the check's statement began (and any made since), and the transaction's
+//! own changes up to the current command, including those made earlier in the same
+//! statement. The decision cache is filled the same way, so answers match with it on or
+//! off. (Inside a parallel query PostgreSQL forbids taking a snapshot; there the
+//! statement's is used; see the README's "Freshness" notes.)
 //!
 //! Two ways to read: `query` runs a prepared SQL statement through SPI; `index_lookup`
 //! reads one table through one of its indexes directly, without the executor, for the
@@ -46,7 +48,11 @@ thread_local! {
 }
 
 /// Runs `statement` with `args` (None is NULL) and maps each row with `read`.
-pub fn query<R>(statement: &'static Statement, args: &[Option<Datum>], mut read: impl FnMut(&Row) -> R) -> Vec<R> {
+pub fn query<R>(
+    statement: &'static Statement,
+    args: &[Option<Datum>],
+    mut read: impl FnMut(&Row) -> R,
+) -> Vec<R> {
     assert_eq!(args.len(), statement.arg_types.len());
     Spi::connect(|_client| unsafe {
         let plan = plan_for(statement);
@@ -92,11 +98,10 @@ unsafe fn plan_for(statement: &'static Statement) -> pg_sys::SPIPlanPtr {
     plan
 }
 
-/// The snapshot a read must use: the latest one under REPEATABLE READ and SERIALIZABLE
-/// (except in parallel mode, where none may be taken), else the statement's.
+/// The snapshot a read must use: the latest one (except in parallel mode, where none may be
+/// taken), else the statement's.
 unsafe fn fresh_snapshot() -> pg_sys::Snapshot {
-    let transaction_snapshot = pg_sys::XactIsoLevel >= pg_sys::XACT_REPEATABLE_READ as i32;
-    if transaction_snapshot && !pg_sys::IsInParallelMode() {
+    if !pg_sys::IsInParallelMode() {
         pg_sys::GetLatestSnapshot()
     } else if pg_sys::ActiveSnapshotSet() {
         pg_sys::GetActiveSnapshot()

@@ -5,7 +5,31 @@ use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
 /// Seconds between two writes of a key's `last_used_at` by `api_key_validate`.
 pub static KEY_LAST_USED_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(60);
 
+/// Whether checks use the backend-local decision cache.
+pub static CACHE_ENABLED: GucSetting<bool> = GucSetting::<bool>::new(true);
+
+/// The decision cache's budget per backend, in overrides held (plus one per entry).
+pub static CACHE_MAX_OVERRIDES: GucSetting<i32> = GucSetting::<i32>::new(100_000);
+
 pub fn register() {
+    GucRegistry::define_bool_guc(
+        c"authz.cache",
+        c"Whether permission checks use the backend-local decision cache.",
+        c"Answers are the same either way (see the README, \"Decision cache\"); off reads the tables on every check.",
+        &CACHE_ENABLED,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"authz.cache_max_overrides",
+        c"Per-backend budget of the decision cache, in overrides held (each cached user and permission counts one more).",
+        c"The least recently used entries are evicted first; a user with more overrides for one permission than this is never cached.",
+        &CACHE_MAX_OVERRIDES,
+        0,
+        i32::MAX,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
     GucRegistry::define_int_guc(
         c"authz.key_last_used_interval",
         c"Minimum time between two writes of an API key's last_used_at by api_key_validate.",

@@ -2,6 +2,7 @@
 //! extension owner, and the SQL-callable functions declared in sql/api.sql.
 
 mod admin;
+mod cache;
 mod checks;
 mod context;
 mod fresh;
@@ -16,4 +17,5 @@ mod subxact;
 pub fn register() {
     gucs::register();
     context::register_callbacks();
+    cache::register_callbacks();
 }

@@ -1,4 +1,5 @@
 """The installed extension as applications see it through a driver."""
+import os
 import threading
 
 import psycopg
@@ -38,3 +39,13 @@ def test_ordinary_role_cannot_read_authz_tables(ordinary_session):
     for table in ("grants", "api_keys", "audit_log", "role_permissions"):
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             ordinary_session.execute(f"SELECT * FROM authz.{table}")
+
+
+def test_the_cache_setting_the_test_command_chose_is_in_effect(sessions):
+    """scripts/test.sh runs this suite with authz.cache on and off through PGOPTIONS."""
+    expected = os.environ.get("AUTHZ_TEST_CACHE")
+    if expected is None:
+        pytest.skip("not run by scripts/test.sh")
+    conn = sessions(autocommit=True)
+    conn.execute("SELECT authz_check(1, 'document:read', 1)")  # loads the library
+    assert conn.execute("SHOW authz.cache").fetchone()[0] == expected

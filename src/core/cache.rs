@@ -1,0 +1,182 @@
+//! The decision cache's structure (the pg layer decides when it may be trusted): for each
+//! (user, permission), everything a check of any resource needs — whether the permission
+//! exists, the user's role and whether it grants the permission, and the user's overrides
+//! for it at both levels. Bounded by the number of overrides held; the least recently
+//! used entries are evicted first.
+
+use super::resolve::Override;
+use std::collections::HashMap;
+
+/// What the tables say about one user and one permission.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Facts {
+    pub known_permission: bool,
+    pub role: Option<String>,
+    pub role_allows: bool,
+    pub type_level: Vec<Override>,
+    pub resource_level: HashMap<String, Vec<Override>>,
+}
+
+impl Facts {
+    /// The weight an entry counts against the budget: one, plus one per override.
+    pub fn weight(&self) -> usize {
+        1 + self.type_level.len() + self.resource_level.values().map(Vec::len).sum::<usize>()
+    }
+
+    pub fn resource_level_for(&self, resource: Option<&str>) -> &[Override] {
+        resource.and_then(|r| self.resource_level.get(r)).map_or(&[], Vec::as_slice)
+    }
+}
+
+struct Slot {
+    facts: Facts,
+    last_used: u64,
+}
+
+pub struct Cache {
+    /// user -> permission -> facts; nested so that lookups borrow `&str` keys.
+    entries: HashMap<String, HashMap<String, Slot>>,
+    held: usize,
+    budget: usize,
+    clock: u64,
+}
+
+impl Cache {
+    pub fn new(budget: usize) -> Self {
+        Cache { entries: HashMap::new(), held: 0, budget, clock: 0 }
+    }
+
+    pub fn get(&mut self, user: &str, permission: &str) -> Option<&Facts> {
+        self.clock += 1;
+        let slot = self.entries.get_mut(user)?.get_mut(permission)?;
+        slot.last_used = self.clock;
+        Some(&slot.facts)
+    }
+
+    /// Stores the facts, evicting the least recently used entries to stay within the budget.
+    /// Facts heavier than the whole budget are not stored (the caller uses them once).
+    pub fn insert(&mut self, user: &str, permission: &str, facts: Facts) {
+        let weight = facts.weight();
+        if weight > self.budget {
+            return;
+        }
+        self.remove(user, permission);
+        if self.held + weight > self.budget {
+            self.evict(self.held + weight - self.budget);
+        }
+        self.clock += 1;
+        self.held += weight;
+        let slot = Slot { facts, last_used: self.clock };
+        self.entries.entry(user.to_string()).or_default().insert(permission.to_string(), slot);
+    }
+
+    pub fn clear(&mut self) {
+        self.entries.clear();
+        self.held = 0;
+    }
+
+    /// Sets a new budget, evicting as needed.
+    pub fn set_budget(&mut self, budget: usize) {
+        self.budget = budget;
+        if self.held > budget {
+            self.evict(self.held - budget);
+        }
+    }
+
+    /// Overrides and entries currently held (the budget's unit).
+    pub fn held(&self) -> usize {
+        self.held
+    }
+
+    fn remove(&mut self, user: &str, permission: &str) {
+        if let Some(per_user) = self.entries.get_mut(user) {
+            if let Some(slot) = per_user.remove(permission) {
+                self.held -= slot.facts.weight();
+            }
+            if per_user.is_empty() {
+                self.entries.remove(user);
+            }
+        }
+    }
+
+    /// Frees at least `needed` weight, least recently used first.
+    fn evict(&mut self, needed: usize) {
+        let mut by_age: Vec<(u64, String, String)> = self
+            .entries
+            .iter()
+            .flat_map(|(u, per_user)| per_user.iter().map(move |(p, s)| (s.last_used, u.clone(), p.clone())))
+            .collect();
+        by_age.sort_unstable();
+        let target = self.held.saturating_sub(needed);
+        for (_, user, permission) in by_age {
+            if self.held <= target {
+                break;
+            }
+            self.remove(&user, &permission);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::resolve::Effect;
+    use proptest::prelude::*;
+
+    fn facts(resources: usize) -> Facts {
+        let grant = Override { grant_id: 1, effect: Effect::Allow, expires_at: None };
+        Facts {
+            known_permission: true,
+            resource_level: (0..resources).map(|r| (r.to_string(), vec![grant])).collect(),
+            ..Facts::default()
+        }
+    }
+
+    #[test]
+    fn hit_miss_and_weight() {
+        let mut c = Cache::new(100);
+        assert!(c.get("u", "document:read").is_none());
+        c.insert("u", "document:read", facts(3));
+        assert_eq!(c.held(), 4);
+        assert_eq!(c.get("u", "document:read").unwrap().resource_level_for(Some("2")).len(), 1);
+        assert!(c.get("u", "document:read").unwrap().resource_level_for(Some("9")).is_empty());
+        assert!(c.get("u", "document:update").is_none());
+        c.insert("u", "document:read", facts(1));
+        assert_eq!(c.held(), 2, "replacing an entry releases its old weight");
+        c.clear();
+        assert_eq!(c.held(), 0);
+        assert!(c.get("u", "document:read").is_none());
+    }
+
+    #[test]
+    fn least_recently_used_goes_first() {
+        let mut c = Cache::new(10);
+        c.insert("a", "p", facts(3)); // 4
+        c.insert("b", "p", facts(3)); // 8
+        c.get("a", "p");
+        c.insert("c", "p", facts(3)); // needs 2 more: b is the oldest
+        assert!(c.get("b", "p").is_none());
+        assert!(c.get("a", "p").is_some() && c.get("c", "p").is_some());
+        c.insert("big", "p", facts(10)); // heavier than the budget: not stored
+        assert!(c.get("big", "p").is_none());
+        assert!(c.get("a", "p").is_some());
+    }
+
+    proptest! {
+        #[test]
+        fn never_over_budget(
+            budget in 1usize..50,
+            ops in proptest::collection::vec((0..5u8, 0..3u8, 0..20usize), 0..60)
+        ) {
+            let mut c = Cache::new(budget);
+            for (user, permission, size) in ops {
+                c.insert(&user.to_string(), &permission.to_string(), facts(size));
+                prop_assert!(c.held() <= budget);
+                let recount: usize = c.entries.values().flat_map(|m| m.values()).map(|s| s.facts.weight()).sum();
+                prop_assert_eq!(recount, c.held());
+            }
+            c.set_budget(budget / 2);
+            prop_assert!(c.held() <= budget / 2);
+        }
+    }
+}
