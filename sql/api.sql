@@ -11,15 +11,17 @@
 -- owner and the roles it grants EXECUTE to.
 
 -- Checks ---------------------------------------------------------------------------------
+-- PARALLEL RESTRICTED: a check reads through the leader's decision cache and takes fresh
+-- snapshots, neither of which a parallel worker can do.
 
 CREATE FUNCTION @extschema@.authz_check(user_id "any", permission text, resource_id "any")
-RETURNS boolean LANGUAGE c STABLE PARALLEL SAFE
+RETURNS boolean LANGUAGE c STABLE PARALLEL RESTRICTED
 AS 'MODULE_PATHNAME', 'authz_check_wrapper';
 COMMENT ON FUNCTION @extschema@.authz_check(user_id "any", permission text, resource_id "any") IS
     'Whether the user holds the permission on the resource: resource override, then resource-type override, then role default, else false. NULL resource: the resource-type level.';
 
 CREATE FUNCTION @extschema@.authz_check(user_id "any", permission text)
-RETURNS boolean LANGUAGE c STABLE PARALLEL SAFE
+RETURNS boolean LANGUAGE c STABLE PARALLEL RESTRICTED
 AS 'MODULE_PATHNAME', 'authz_check_type_wrapper';
 COMMENT ON FUNCTION @extschema@.authz_check(user_id "any", permission text) IS
     'Whether the user holds the permission on every resource of its type (resource-type override, then role default).';
@@ -27,13 +29,13 @@ COMMENT ON FUNCTION @extschema@.authz_check(user_id "any", permission text) IS
 CREATE FUNCTION @extschema@.authz_explain(user_id "any", permission text, resource_id "any" DEFAULT NULL)
 RETURNS TABLE (allowed boolean, decided_by text, role text, grant_id bigint,
                expires_at timestamptz, reason text)
-LANGUAGE c STABLE PARALLEL SAFE ROWS 1
+LANGUAGE c STABLE PARALLEL RESTRICTED ROWS 1
 AS 'MODULE_PATHNAME', 'authz_explain_wrapper';
 COMMENT ON FUNCTION @extschema@.authz_explain(user_id "any", permission text, resource_id "any") IS
     'authz_check with its reasons: which level decided (resource, resource_type, role, default), the role, the deciding grant and its expiry.';
 
 CREATE FUNCTION @extschema@.authz_require(user_id "any", permission text, resource_id "any" DEFAULT NULL)
-RETURNS void LANGUAGE c STABLE PARALLEL SAFE
+RETURNS void LANGUAGE c STABLE PARALLEL RESTRICTED
 AS 'MODULE_PATHNAME', 'authz_require_wrapper';
 COMMENT ON FUNCTION @extschema@.authz_require(user_id "any", permission text, resource_id "any") IS
     'Raises insufficient_privilege (42501), naming user, permission and resource, unless authz_check allows.';

@@ -5,7 +5,8 @@
 //! used entries are evicted first.
 
 use super::resolve::Override;
-use std::collections::HashMap;
+// FxHash: the keys are ids and permission names, and hashing is on every check's path.
+use rustc_hash::FxHashMap as HashMap;
 
 /// What the tables say about one user and one permission.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -43,7 +44,7 @@ pub struct Cache {
 
 impl Cache {
     pub fn new(budget: usize) -> Self {
-        Cache { entries: HashMap::new(), held: 0, budget, clock: 0 }
+        Cache { entries: HashMap::default(), held: 0, budget, clock: 0 }
     }
 
     pub fn get(&mut self, user: &str, permission: &str) -> Option<&Facts> {

@@ -30,8 +30,9 @@ thread_local! {
     static CACHE: RefCell<Cache> = RefCell::new(Cache::new(0));
     /// Bumped by every invalidation; a load that saw it change is not stored.
     static GENERATION: Cell<u64> = const { Cell::new(0) };
-    /// (transaction start, statement start) of the last trust decision, and the decision.
-    static TRUST: Cell<Option<((i64, i64), bool)>> = const { Cell::new(None) };
+    /// The statement (by its start time) of the last trust decision, and the decision;
+    /// forgotten at the end of each transaction.
+    static TRUST: Cell<Option<(i64, bool)>> = const { Cell::new(None) };
     /// The sentinel relation the cache was filled under (a new one after DROP/CREATE EXTENSION).
     static SENTINEL: Cell<Oid> = const { Cell::new(pg_sys::InvalidOid) };
 }
@@ -65,9 +66,15 @@ fn flush() {
     CACHE.with(|c| c.borrow_mut().clear());
 }
 
-/// Runs `use_facts` on the cached facts for (user, permission), loading them if missing;
-/// None when the cache is off or may not be trusted in this statement.
-pub fn with_facts<R>(user: &str, permission: &str, use_facts: impl FnOnce(&Facts) -> R) -> Option<R> {
+/// Runs `use_facts` on the cached facts for (user, permission), loading them if missing
+/// (after `before_load`, which may raise); None when the cache is off or may not be
+/// trusted in this statement.
+pub fn with_facts<R>(
+    user: &str,
+    permission: &str,
+    before_load: impl FnOnce(),
+    use_facts: impl FnOnce(&Facts) -> R,
+) -> Option<R> {
     if !trusted_in_this_statement() {
         return None;
     }
@@ -82,6 +89,12 @@ pub fn with_facts<R>(user: &str, permission: &str, use_facts: impl FnOnce(&Facts
     if hit.is_some() {
         return hit;
     }
+    // A parallel query's leader may use what this statement validated, but not load.
+    // SAFETY: a plain read of backend state.
+    if unsafe { pg_sys::IsInParallelMode() } {
+        return None;
+    }
+    before_load();
     let generation = GENERATION.get();
     let facts = load_all(user, permission);
     let answer = use_facts.take().expect("not used yet")(&facts);
@@ -91,23 +104,27 @@ pub fn with_facts<R>(user: &str, permission: &str, use_facts: impl FnOnce(&Facts
     Some(answer)
 }
 
+/// The current statement's start time: what expiry is compared with.
+pub fn statement_start() -> i64 {
+    // SAFETY: always valid inside a statement.
+    unsafe { pg_sys::GetCurrentStatementStartTimestamp() }
+}
+
 fn trusted_in_this_statement() -> bool {
-    // SAFETY: plain reads of backend state.
-    let (enabled, parallel, marker) = unsafe {
-        (
-            CACHE_ENABLED.get(),
-            pg_sys::IsInParallelMode(),
-            (pg_sys::GetCurrentTransactionStartTimestamp(), pg_sys::GetCurrentStatementStartTimestamp()),
-        )
-    };
-    // Parallel workers cannot take the fresh snapshot a load needs.
-    if !enabled || parallel {
+    if !CACHE_ENABLED.get() {
         return false;
     }
+    let statement = statement_start();
     if let Some((seen, verdict)) = TRUST.get() {
-        if seen == marker {
+        if seen == statement {
             return verdict;
         }
+    }
+    // A parallel worker has its own (empty) cache and cannot load it; checks are PARALLEL
+    // RESTRICTED, so this is a safeguard.
+    // SAFETY: a plain read of backend state.
+    if unsafe { pg_sys::ParallelWorkerNumber } >= 0 {
+        return false;
     }
     let verdict = no_writer_in_flight();
     if verdict {
@@ -119,7 +136,7 @@ fn trusted_in_this_statement() -> bool {
             flush();
         }
     }
-    TRUST.set(Some((marker, verdict)));
+    TRUST.set(Some((statement, verdict)));
     verdict
 }
 

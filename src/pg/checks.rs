@@ -10,11 +10,10 @@ use crate::core::cache::Facts;
 use crate::core::resolve::{resolve, DecidedBy, Decision, Effect};
 use pgrx::prelude::*;
 use pgrx::AnyElement;
-use pgrx::pg_sys;
 
 /// A decided check, with what explain and require report.
-pub(super) struct Answer {
-    pub(super) decision: Decision,
+struct Answer {
+    decision: Decision,
     role: Option<String>,
     user: String,
     permission: String,
@@ -23,27 +22,41 @@ pub(super) struct Answer {
 
 /// Decides a check; None when the user or permission is NULL (which never allows).
 fn decide(user: Option<AnyElement>, permission: Option<&str>, resource: Option<AnyElement>) -> Option<Answer> {
-    let user = id_text("user_id", user?).or_raise();
-    decide_for(user, permission, resource)
+    let (user, permission) = (id_text("user_id", user?).or_raise(), permission?);
+    let resource = optional_id_text("resource_id", resource).or_raise();
+    let (decision, role) = decide_with(&user, permission, resource.as_deref(), |d, facts| (d, facts.role.clone()));
+    Some(Answer { decision, role, user, permission: permission.to_string(), resource })
 }
 
-/// `decide` for a user id already in canonical text (the request context's principal).
-pub(super) fn decide_for(user: String, permission: Option<&str>, resource: Option<AnyElement>) -> Option<Answer> {
-    let permission = permission?;
-    permission::parse(permission).or_raise();
-    let resource = optional_id_text("resource_id", resource).or_raise();
-    // SAFETY: always valid inside a statement.
-    let now = unsafe { pg_sys::GetCurrentStatementStartTimestamp() };
-    let evaluate = |facts: &Facts| {
-        let decision = resolve(facts.resource_level_for(resource.as_deref()), &facts.type_level, facts.role_allows, now);
-        (facts.known_permission, decision, facts.role.clone())
+/// Whether the user holds the permission on the resource (NULL: the type level), for a
+/// user id already in canonical text. The check's hot path: nothing is built for messages.
+pub(super) fn allowed(user: &str, permission: Option<&str>, resource: Option<AnyElement>) -> bool {
+    let Some(permission) = permission else {
+        return false;
     };
-    let (known, decision, role) = cache::with_facts(&user, permission, evaluate)
-        .unwrap_or_else(|| evaluate(&cache::load_for_check(&user, permission, resource.as_deref())));
+    let resource = optional_id_text("resource_id", resource).or_raise();
+    decide_with(user, permission, resource.as_deref(), |d, _| d.allowed)
+}
+
+/// Resolves a check from the decision cache, or from the tables when the cache is off or
+/// not to be trusted in this statement, and hands the decision and its facts to `read`.
+/// Raises 22023 for a malformed or unknown permission.
+fn decide_with<R>(user: &str, permission: &str, resource: Option<&str>, read: impl Fn(Decision, &Facts) -> R) -> R {
+    let now = cache::statement_start();
+    let evaluate = |facts: &Facts| {
+        let decision = resolve(facts.resource_level_for(resource), &facts.type_level, facts.role_allows, now);
+        (facts.known_permission, read(decision, facts))
+    };
+    // Only a well-formed permission is ever looked up in the tables (and so cached).
+    let parse = || permission::parse(permission).map(|_| ()).or_raise();
+    let (known, answer) = cache::with_facts(user, permission, parse, &evaluate).unwrap_or_else(|| {
+        parse();
+        evaluate(&cache::load_for_check(user, permission, resource))
+    });
     if !known {
         require_known_permission(permission);
     }
-    Some(Answer { decision, role, user, permission: permission.to_string(), resource })
+    answer
 }
 
 /// Raises the catalog's own 22023 error (with the valid choices) for an unknown permission.
@@ -83,12 +96,12 @@ fn effect_word(effect: Effect) -> &'static str {
 
 #[pg_extern(sql = false)]
 fn authz_check(user_id: Option<AnyElement>, permission: Option<&str>, resource_id: Option<AnyElement>) -> bool {
-    decide(user_id, permission, resource_id).is_some_and(|a| a.decision.allowed)
+    user_id.is_some_and(|u| allowed(&id_text("user_id", u).or_raise(), permission, resource_id))
 }
 
 #[pg_extern(sql = false)]
 fn authz_check_type(user_id: Option<AnyElement>, permission: Option<&str>) -> bool {
-    decide(user_id, permission, None).is_some_and(|a| a.decision.allowed)
+    user_id.is_some_and(|u| allowed(&id_text("user_id", u).or_raise(), permission, None))
 }
 
 #[allow(clippy::type_complexity)]

@@ -5,7 +5,7 @@
 //! transaction callbacks end it with the transaction and undo it with a rolled-back
 //! savepoint, so the next transaction on a pooled connection starts with none.
 
-use super::checks::decide_for;
+use super::checks::allowed;
 use super::fresh::{self, Statement};
 use super::ids::optional_id_text;
 use super::keys::validate;
@@ -103,7 +103,7 @@ fn authz_can(permission: Option<&str>, resource_id: Option<AnyElement>) -> bool 
     let Some(principal) = principal() else {
         return false;
     };
-    let allowed = decide_for(principal.user, permission, resource_id).is_some_and(|a| a.decision.allowed);
+    let allowed = allowed(&principal.user, permission, resource_id);
     match (allowed, principal.key_id, permission) {
         (true, Some(key_id), Some(permission)) => key_allows(key_id, permission),
         (allowed, _, _) => allowed,

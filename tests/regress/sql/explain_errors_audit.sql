@@ -80,7 +80,7 @@ ROLLBACK;
 SELECT count(*) - :audit_rows_before AS new_audit_rows, (SELECT count(*) FROM authz.grants WHERE user_id = '6') AS grants
 FROM authz.audit_log;
 
--- Function markings: checks are STABLE and PARALLEL SAFE, mutators VOLATILE, none is
+-- Function markings: checks are STABLE and PARALLEL RESTRICTED, mutators VOLATILE, none is
 -- SECURITY DEFINER or carries a SET clause; PUBLIC may execute only the checks,
 -- api_key_validate, authz_authenticate, authz_current_user and authz_can.
 SELECT p.proname, pg_get_function_identity_arguments(p.oid) AS args,
