@@ -40,6 +40,12 @@ AS 'MODULE_PATHNAME', 'authz_require_wrapper';
 COMMENT ON FUNCTION @extschema@.authz_require(user_id "any", permission text, resource_id "any") IS
     'Raises insufficient_privilege (42501), naming user, permission and resource, unless authz_check allows.';
 
+CREATE FUNCTION @extschema@.authz_resources(user_id "any", permission text)
+RETURNS SETOF text LANGUAGE c STABLE PARALLEL RESTRICTED ROWS 100
+AS 'MODULE_PATHNAME', 'authz_resources_wrapper';
+COMMENT ON FUNCTION @extschema@.authz_resources(user_id "any", permission text) IS
+    'The resource ids the user holds a live allow override for (not those reached through the role or a resource-type override): for RLS policies that find a selective user''s rows by index. A listing: not executable by PUBLIC.';
+
 -- Overrides and roles ------------------------------------------------------------------------
 
 CREATE FUNCTION @extschema@.authz_grant(user_id "any", permission text, resource_id "any" DEFAULT NULL,
@@ -187,6 +193,7 @@ REVOKE ALL ON FUNCTION
     @extschema@.authz_set_role(user_id "any", role text),
     @extschema@.authz_user_role(user_id "any"),
     @extschema@.authz_user_permissions(user_id "any"),
+    @extschema@.authz_resources(user_id "any", permission text),
     @extschema@.authz_role_permissions(role text),
     @extschema@.authz_init_role_permissions(),
     @extschema@.authz_role_permission_add(role text, permission text),

@@ -1,6 +1,7 @@
 //! The permission checks: authz_check, authz_explain, authz_require.
 
 use super::cache;
+use super::fresh::{self, Statement};
 use super::ids::{id_text, optional_id_text};
 use super::owner::as_owner;
 use super::report::{raise, OrRaise};
@@ -10,6 +11,7 @@ use crate::core::cache::Facts;
 use crate::core::resolve::{resolve, DecidedBy, Decision, Effect};
 use pgrx::prelude::*;
 use pgrx::AnyElement;
+use pgrx::pg_sys;
 
 /// A decided check, with what explain and require report.
 struct Answer {
@@ -102,6 +104,29 @@ fn authz_check(user_id: Option<AnyElement>, permission: Option<&str>, resource_i
 #[pg_extern(sql = false)]
 fn authz_check_type(user_id: Option<AnyElement>, permission: Option<&str>) -> bool {
     user_id.is_some_and(|u| allowed(&id_text("user_id", u).or_raise(), permission, None))
+}
+
+static EXPLICIT_RESOURCES: Statement = Statement {
+    sql: c"SELECT resource_id FROM authz.grants
+           WHERE user_id OPERATOR(pg_catalog.=) $1 AND permission OPERATOR(pg_catalog.=) $2
+             AND resource_id IS NOT NULL AND effect OPERATOR(pg_catalog.=) 'allow'
+             AND (expires_at IS NULL OR expires_at OPERATOR(pg_catalog.>) $3)",
+    arg_types: &[pg_sys::TEXTOID, pg_sys::TEXTOID, pg_sys::TIMESTAMPTZOID],
+};
+
+/// The resources the user holds a live allow override for: with the type-level check, what
+/// lets an RLS policy find a selective user's rows by index (see the README).
+#[pg_extern(sql = false)]
+fn authz_resources(user_id: Option<AnyElement>, permission: Option<&str>) -> SetOfIterator<'static, String> {
+    let (Some(user), Some(permission)) = (user_id, permission) else {
+        return SetOfIterator::new(Vec::new());
+    };
+    let user = id_text("user_id", user).or_raise();
+    // The same errors as a check for a malformed or unknown permission.
+    decide_with(&user, permission, None, |_, _| ());
+    let args = [user.as_str().into_datum(), permission.into_datum(), Some(pg_sys::Datum::from(cache::statement_start()))];
+    let found = as_owner(|| fresh::query(&EXPLICIT_RESOURCES, &args, |row| row.get::<String>(1).unwrap_or_default()));
+    SetOfIterator::new(found)
 }
 
 #[allow(clippy::type_complexity)]
