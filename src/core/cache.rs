@@ -118,10 +118,84 @@ impl Cache {
     }
 }
 
+/// How to answer a check whose (user, permission) is not cached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnMiss {
+    /// Read just this resource and the type level; cache nothing. A first sighting: most
+    /// users checked once never come back, and a user with thousands of overrides would
+    /// cost a long load for one answer.
+    PointRead,
+    /// Read every override of the user for the permission and cache them, unless there are
+    /// more than `limit` (then answer with a point read).
+    LoadAll { limit: Option<usize> },
+}
+
+/// Overrides a user may hold for one permission and still be loaded whole on a repeat
+/// sighting in a later statement.
+pub const REPEAT_LOAD_LIMIT: usize = 1000;
+
+/// Remembers which (user, permission) pairs missed, and when, to choose an `OnMiss`.
+/// Bounded: forgotten wholesale when it grows past `capacity`.
+pub struct MissLog {
+    /// user -> permission -> (statement of the last miss, too large to load on a repeat)
+    seen: HashMap<String, HashMap<String, (i64, bool)>>,
+    len: usize,
+    capacity: usize,
+}
+
+impl MissLog {
+    pub fn new(capacity: usize) -> Self {
+        MissLog { seen: HashMap::default(), len: 0, capacity }
+    }
+
+    /// A second miss in the same statement means a scan: load whole, whatever the size. A
+    /// miss in a later statement loads whole if small. A first miss reads one resource.
+    pub fn on_miss(&mut self, user: &str, permission: &str, statement: i64) -> OnMiss {
+        if let Some(last) = self.seen.get_mut(user).and_then(|m| m.get_mut(permission)) {
+            let same_statement = last.0 == statement;
+            last.0 = statement;
+            return match (same_statement, last.1) {
+                (true, _) => OnMiss::LoadAll { limit: None },
+                (false, false) => OnMiss::LoadAll { limit: Some(REPEAT_LOAD_LIMIT) },
+                (false, true) => OnMiss::PointRead,
+            };
+        }
+        if self.len >= self.capacity {
+            self.seen.clear();
+            self.len = 0;
+        }
+        self.len += 1;
+        self.seen.entry(user.to_string()).or_default().insert(permission.to_string(), (statement, false));
+        OnMiss::PointRead
+    }
+
+    /// A repeat load found more than REPEAT_LOAD_LIMIT overrides.
+    pub fn too_large(&mut self, user: &str, permission: &str) {
+        if let Some(last) = self.seen.get_mut(user).and_then(|m| m.get_mut(permission)) {
+            last.1 = true;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::core::resolve::Effect;
+
+    #[test]
+    fn miss_policy() {
+        let mut log = MissLog::new(3);
+        assert_eq!(log.on_miss("u", "p", 1), OnMiss::PointRead);
+        assert_eq!(log.on_miss("u", "p", 1), OnMiss::LoadAll { limit: None }, "a scan");
+        assert_eq!(log.on_miss("u", "p", 2), OnMiss::LoadAll { limit: Some(REPEAT_LOAD_LIMIT) });
+        log.too_large("u", "p");
+        assert_eq!(log.on_miss("u", "p", 3), OnMiss::PointRead);
+        assert_eq!(log.on_miss("u", "p", 3), OnMiss::LoadAll { limit: None }, "still a scan");
+        assert_eq!(log.on_miss("v", "p", 3), OnMiss::PointRead);
+        assert_eq!(log.on_miss("w", "p", 3), OnMiss::PointRead);
+        assert_eq!(log.on_miss("x", "p", 3), OnMiss::PointRead, "over capacity: forgets");
+        assert_eq!(log.on_miss("u", "p", 4), OnMiss::PointRead);
+    }
     use proptest::prelude::*;
 
     fn facts(resources: usize) -> Facts {

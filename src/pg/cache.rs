@@ -19,7 +19,7 @@
 use super::fresh::{self, Statement};
 use super::gucs::{CACHE_ENABLED, CACHE_MAX_OVERRIDES};
 use super::owner::as_owner;
-use crate::core::cache::{Cache, Facts};
+use crate::core::cache::{Cache, Facts, MissLog, OnMiss};
 use crate::core::resolve::{Effect, Override};
 use pgrx::prelude::*;
 use pgrx::pg_sys::{self, Datum, Oid};
@@ -28,6 +28,7 @@ use std::ffi::c_void;
 
 thread_local! {
     static CACHE: RefCell<Cache> = RefCell::new(Cache::new(0));
+    static MISSES: RefCell<MissLog> = RefCell::new(MissLog::new(10_000));
     /// Bumped by every invalidation; a load that saw it change is not stored.
     static GENERATION: Cell<u64> = const { Cell::new(0) };
     /// The statement (by its start time) of the last trust decision, and the decision;
@@ -66,12 +67,13 @@ fn flush() {
     CACHE.with(|c| c.borrow_mut().clear());
 }
 
-/// Runs `use_facts` on the cached facts for (user, permission), loading them if missing
-/// (after `before_load`, which may raise); None when the cache is off or may not be
-/// trusted in this statement.
+/// Runs `use_facts` on the facts for (user, permission) — cached, or read as core::cache's
+/// MissLog decides (after `before_load`, which may raise) — ; None when the cache is off
+/// or may not be trusted in this statement.
 pub fn with_facts<R>(
     user: &str,
     permission: &str,
+    resource: Option<&str>,
     before_load: impl FnOnce(),
     use_facts: impl FnOnce(&Facts) -> R,
 ) -> Option<R> {
@@ -95,9 +97,18 @@ pub fn with_facts<R>(
         return None;
     }
     before_load();
+    let use_facts = use_facts.take().expect("not used yet");
+    let limit = match MISSES.with(|m| m.borrow_mut().on_miss(user, permission, statement_start())) {
+        OnMiss::PointRead => return Some(use_facts(&load_for_check(user, permission, resource))),
+        OnMiss::LoadAll { limit } => limit,
+    };
     let generation = GENERATION.get();
-    let facts = load_all(user, permission);
-    let answer = use_facts.take().expect("not used yet")(&facts);
+    let (facts, overrides) = load_all(user, permission, limit);
+    if limit.is_some_and(|l| overrides > l) {
+        MISSES.with(|m| m.borrow_mut().too_large(user, permission));
+        return Some(use_facts(&load_for_check(user, permission, resource)));
+    }
+    let answer = use_facts(&facts);
     if GENERATION.get() == generation {
         CACHE.with(|c| c.borrow_mut().insert(user, permission, facts));
     }
@@ -190,25 +201,32 @@ fn authz_note_change() {
 
 static CHECK_FACTS: Statement = Statement {
     sql: c"SELECT known, role, role_allows, grant_id, resource_id, effect, expires_at
-           FROM authz.check_facts($1, $2, $3)",
-    arg_types: &[pg_sys::TEXTOID, pg_sys::TEXTOID, pg_sys::TEXTOID],
+           FROM authz.check_facts($1, $2, $3) LIMIT $4",
+    arg_types: &[pg_sys::TEXTOID, pg_sys::TEXTOID, pg_sys::TEXTOID, pg_sys::INT8OID],
 };
 
 /// Reads from the tables what one check needs: the overrides for `resource` and the type
 /// level (with no resource, for every resource). The uncached path.
 pub fn load_for_check(user: &str, permission: &str, resource: Option<&str>) -> Facts {
-    read_facts(&[user.into_datum(), permission.into_datum(), resource.and_then(|r| r.into_datum())])
+    read_facts(user, permission, resource, None).0
 }
 
-/// Reads every override of the user for the permission: what the cache holds.
-fn load_all(user: &str, permission: &str) -> Facts {
-    read_facts(&[user.into_datum(), permission.into_datum(), None])
+/// Reads every override of the user for the permission (what the cache holds), at most
+/// `limit` + 1 of them; also returns how many it read.
+fn load_all(user: &str, permission: &str, limit: Option<usize>) -> (Facts, usize) {
+    read_facts(user, permission, None, limit.map(|l| l + 1))
 }
 
-fn read_facts(args: &[Option<Datum>]) -> Facts {
+fn read_facts(user: &str, permission: &str, resource: Option<&str>, rows: Option<usize>) -> (Facts, usize) {
+    let args = [
+        user.into_datum(),
+        permission.into_datum(),
+        resource.and_then(|r| r.into_datum()),
+        rows.and_then(|n| i64::try_from(n).ok()).into_datum(),
+    ];
     let mut facts = Facts::default();
-    as_owner(|| {
-        fresh::query(&CHECK_FACTS, args, |row| {
+    let read = as_owner(|| {
+        fresh::query(&CHECK_FACTS, &args, |row| {
             facts.known_permission = row.get::<bool>(1).unwrap_or(false);
             facts.role = row.get::<String>(2);
             facts.role_allows = row.get::<bool>(3).unwrap_or(false);
@@ -224,6 +242,7 @@ fn read_facts(args: &[Option<Datum>]) -> Facts {
                 }
             }
         })
+        .len()
     });
-    facts
+    (facts, read)
 }
