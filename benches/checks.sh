@@ -15,7 +15,7 @@
 #     the backend grew by.
 # Data: 10,000 users; 1,000,000 resource-level grants (50 users with 10,000 each, the rest
 # spread); 1,000 type-level grants; 9,000,000 more grants for the last flatness point.
-# Takes about 15 minutes here. Usage: benches/checks.sh [PGBENCH_SECONDS]
+# Takes about 20 minutes here. Usage: benches/checks.sh [PGBENCH_SECONDS]
 set -euo pipefail
 source "$(dirname "$0")/../scripts/lib.sh"
 PGBENCH_SECONDS=${1:-10}
@@ -64,7 +64,7 @@ add_grants() {  # add_grants FIRST_USER LAST_USER PER_USER
              SELECT u::text, 'document:read', ((u * 7919 + g * 104729) % 1000000 + 1)::text,
                     CASE WHEN g % 10 = 0 THEN 'deny' ELSE 'allow' END
              FROM generate_series($1, $2) AS u, generate_series(1, $3) AS g
-             ON CONFLICT DO NOTHING" -c "ANALYZE authz.grants"
+             ON CONFLICT DO NOTHING" -c "VACUUM ANALYZE authz.grants"  # no autovacuum mid-measurement
 }
 grants_total() { sql -c "SELECT count(*) FROM authz.grants"; }
 declare -A FLAT_CACHED FLAT_UNCACHED
