@@ -53,6 +53,19 @@ BEGIN
 END;
 $$;
 
+-- Raises 22023 for an expiry that is not in the future; NULL (no expiry) passes.
+CREATE FUNCTION authz.require_future(p_expires_at timestamptz)
+RETURNS void LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF p_expires_at <= statement_timestamp() THEN
+        RAISE EXCEPTION 'expires_at is already past'
+            USING ERRCODE = '22023', HINT = 'Give a time in the future, or NULL for no expiry.';
+    END IF;
+END;
+$$;
+
 -- Role defaults -------------------------------------------------------------------------
 
 -- The permissions a role holds by default: its own rows and those of every lower role
@@ -256,10 +269,7 @@ BEGIN
         RAISE EXCEPTION 'invalid effect "%"', left(p_effect, 64)
             USING ERRCODE = '22023', HINT = 'The effect is ''allow'' or ''deny''.';
     END IF;
-    IF p_expires_at <= statement_timestamp() THEN
-        RAISE EXCEPTION 'expires_at is already past'
-            USING ERRCODE = '22023', HINT = 'Give a time in the future, or NULL for no expiry.';
-    END IF;
+    PERFORM authz.require_future(p_expires_at);
 
     SELECT to_jsonb(g) INTO v_old FROM authz.grants g
     WHERE g.user_id = p_user AND g.permission = p_permission

@@ -1,6 +1,6 @@
 -- authz_ext: internal functions for API keys (DESIGN.md section 2), owner-only like those of
 -- internal.sql. The token itself never reaches SQL: src/pg/keys.rs generates it, hashes
--- it and passes only the SHA-256 and the preview. Validation is in Rust too (a prepared
+-- it and passes only the SHA-256 and the preview. Validation is in Rust too (an index
 -- lookup by hash); what is here changes keys and writes their audit rows.
 
 -- Sorted, distinct scopes; 22023 for an empty list, a NULL element or an unknown scope.
@@ -10,17 +10,20 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_unknown text;
+    v_problem text;
 BEGIN
     IF cardinality(p_scopes) = 0 THEN
-        RAISE EXCEPTION 'scopes must not be empty'
-            USING ERRCODE = '22023',
-                  HINT = format('Valid scopes: %s.', (SELECT string_agg(name, ', ' ORDER BY name) FROM authz.scopes));
+        v_problem := 'scopes must not be empty';
+    ELSE
+        SELECT s INTO v_unknown FROM unnest(p_scopes) AS s
+        WHERE s IS NULL OR NOT EXISTS (SELECT FROM authz.scopes WHERE name = s)
+        LIMIT 1;
+        IF FOUND THEN
+            v_problem := 'unknown scope ' || coalesce(quote_literal(left(v_unknown, 64)), 'NULL');
+        END IF;
     END IF;
-    SELECT s INTO v_unknown FROM unnest(p_scopes) AS s
-    WHERE s IS NULL OR NOT EXISTS (SELECT FROM authz.scopes WHERE name = s)
-    LIMIT 1;
-    IF FOUND THEN
-        RAISE EXCEPTION 'unknown scope %', coalesce(quote_literal(left(v_unknown, 64)), 'NULL')
+    IF v_problem IS NOT NULL THEN
+        RAISE EXCEPTION '%', v_problem
             USING ERRCODE = '22023',
                   HINT = format('Valid scopes: %s.', (SELECT string_agg(name, ', ' ORDER BY name) FROM authz.scopes));
     END IF;
@@ -40,10 +43,7 @@ BEGIN
         RAISE EXCEPTION 'invalid key name'
             USING ERRCODE = '22023', HINT = 'A key name is 1 to 200 characters, not only spaces.';
     END IF;
-    IF p_expires_at <= statement_timestamp() THEN
-        RAISE EXCEPTION 'expires_at is already past'
-            USING ERRCODE = '22023', HINT = 'Give a time in the future, or NULL for no expiry.';
-    END IF;
+    PERFORM authz.require_future(p_expires_at);
     INSERT INTO authz.api_keys (id, user_id, name, key_hash, preview, scopes, expires_at, created_by)
     VALUES (gen_random_uuid(), p_user, p_name, p_hash, p_preview, authz.normalize_scopes(p_scopes),
             p_expires_at, p_actor)

@@ -3,6 +3,7 @@
 //! line or error message can contain it.
 
 use super::admin::{call, required, rows, stored_user};
+use super::cache::statement_start;
 use super::fresh::{self, IndexKey};
 use super::gucs::KEY_LAST_USED_INTERVAL;
 use super::ids::optional_id_text;
@@ -128,11 +129,6 @@ pub(super) fn validate(token: Option<&str>) -> (Status, Option<StoredKey>) {
         }
         status => (status, None),
     }
-}
-
-fn statement_start() -> i64 {
-    // SAFETY: always valid inside a statement.
-    unsafe { pg_sys::GetCurrentStatementStartTimestamp() }
 }
 
 /// Writes `last_used_at` when it is older than authz.key_last_used_interval: never in a
