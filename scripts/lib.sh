@@ -51,6 +51,23 @@ cluster_start() {
     -o "-p $port -k $PGHOST_USED -c listen_addresses=127.0.0.1" >/dev/null
 }
 
+# standby_start NAME FIRST_PORT: a fresh hot standby of the cluster last started, made
+# with pg_basebackup -R (streaming replication), started as NAME; sets STANDBY_PORT and
+# STANDBY_HOST. Remade on every call: the primary may have been re-initialized.
+standby_start() {
+  local name=$1 port=$2 dir
+  dir="$(run_dir)/$name"
+  cluster_stop "$name"
+  rm -rf "$dir" && mkdir -p "$dir/socket" && chown -R postgres:postgres "$dir"
+  as_postgres "$PG_BIN/pg_basebackup" -h "$PGHOST_USED" -p "$PGPORT_USED" -U postgres \
+    -D "$dir/data" -R -X stream -c fast >/dev/null || return 1
+  while port_in_use "$port" || [ -e "$dir/socket/.s.PGSQL.$port" ]; do port=$((port + 1)); done
+  STANDBY_PORT=$port
+  STANDBY_HOST="$dir/socket"
+  as_postgres "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start \
+    -o "-p $port -k $dir/socket -c listen_addresses=127.0.0.1 -c hot_standby=on" >/dev/null
+}
+
 cluster_stop() {
   local data="$(run_dir)/$1/data"
   if [ -s "$data/PG_VERSION" ]; then
@@ -68,4 +85,14 @@ install_extension() {
   local profile=()
   [ "$1" = release ] && profile=(--release)
   (cd "$ROOT" && cargo pgrx install "${profile[@]}" --pg-config "$PG_CONFIG")
+}
+
+# The Python environment of the integration tests (.venv), made or updated when
+# tests/integration/requirements.txt changed.
+ensure_venv() {
+  local venv="$ROOT/.venv" requirements="$ROOT/tests/integration/requirements.txt"
+  if [ ! -x "$venv/bin/pytest" ] || ! cmp -s "$requirements" "$venv/requirements.txt"; then
+    python3 -m venv "$venv" && "$venv/bin/pip" install -q -r "$requirements" \
+      && cp "$requirements" "$venv/requirements.txt"
+  fi
 }

@@ -3,7 +3,8 @@
 #   (a) pure-Rust unit tests of src/core      cargo test
 #   (b) in-backend tests (#[pg_test])         cargo pgrx test, its own cluster
 #   (c) SQL regression files, tests/regress   pg_regress against a cluster started here
-#   (d) driver integration, tests/integration pytest + psycopg against the same cluster
+#   (d) driver integration, tests/integration pytest + psycopg against the same cluster and
+#                                             a hot standby of it (pg_basebackup -R)
 # Tiers (c) and (d) run twice: with the decision cache on and with it off (authz.cache).
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -41,13 +42,9 @@ regression_tests() {
 }
 
 integration_tests() {
-  local venv="$ROOT/.venv"
-  if [ ! -x "$venv/bin/pytest" ] || ! cmp -s tests/integration/requirements.txt "$venv/requirements.txt"; then
-    python3 -m venv "$venv" && "$venv/bin/pip" install -q -r tests/integration/requirements.txt \
-      && cp tests/integration/requirements.txt "$venv/requirements.txt" || return 1
-  fi
+  ensure_venv || return 1
   AUTHZ_TEST_HOST="$PGHOST_USED" AUTHZ_TEST_PORT="$PGPORT_USED" \
-    "$venv/bin/pytest" -q -p no:cacheprovider tests/integration
+    "$ROOT/.venv/bin/pytest" -q -p no:cacheprovider tests/integration
 }
 
 tier "a: unit" unit_tests
@@ -55,7 +52,11 @@ tier "b: pg_test" pg_tests
 
 echo
 echo "=== installing authz_ext (debug build) and starting the test cluster"
-if install_extension debug >/dev/null && cluster_start test 55500; then
+if install_extension debug >/dev/null && cluster_start test 55500 && standby_start test-standby 55510; then
+  export AUTHZ_TEST_STANDBY_HOST="$STANDBY_HOST" AUTHZ_TEST_STANDBY_PORT="$STANDBY_PORT" AUTHZ_TEST_PG_BIN="$PG_BIN"
+  # Where tests make clusters of their own (to crash them, say): writable by postgres.
+  export AUTHZ_TEST_SCRATCH="$RUN/scratch"
+  mkdir -p "$AUTHZ_TEST_SCRATCH" && chown postgres:postgres "$AUTHZ_TEST_SCRATCH"
   for cache in on off; do
     # libpq passes PGOPTIONS to every connection that psql and psycopg open.
     export PGOPTIONS="-c authz.cache=$cache" AUTHZ_TEST_CACHE=$cache
@@ -63,6 +64,7 @@ if install_extension debug >/dev/null && cluster_start test 55500; then
     tier "d: integration, cache $cache" integration_tests
   done
   unset PGOPTIONS AUTHZ_TEST_CACHE
+  cluster_stop test-standby
   cluster_stop test
 else
   failed+=("install")

@@ -1,9 +1,10 @@
 -- authz_ext: what keeps the decision cache exact (src/pg/cache.rs). Every statement that
 -- changes a table a check reads — through the functions or directly, COPY and pg_restore
 -- included — calls authz.note_change(), which takes the writers' advisory lock to the end
--- of the transaction and queues a cache invalidation for every backend.
+-- of the transaction and queues a cache invalidation (of the changed table) for every
+-- backend.
 
-CREATE FUNCTION authz.note_change()
+CREATE FUNCTION authz.note_change(changed_table oid)
 RETURNS void LANGUAGE c VOLATILE
 AS 'MODULE_PATHNAME', 'authz_note_change_wrapper';
 
@@ -12,7 +13,7 @@ RETURNS trigger LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    PERFORM authz.note_change();
+    PERFORM authz.note_change(TG_RELID);
     RETURN NULL;
 END;
 $$;

@@ -93,9 +93,9 @@ $$;
 
 -- Everything checks of (user, permission) need, read in one query (src/pg/cache.rs and
 -- checks.rs apply the rules): whether the permission exists, the user's role and whether it
--- grants it, and one row per override of the user for the permission — for p_resource and
--- the type level, or with a NULL p_resource for every resource (what the decision cache
--- holds). One row without an override if there is none.
+-- grants it, and one row per override of the user for the permission on p_resource (none
+-- when NULL) and at the type level; one row without an override if there is none. (With
+-- the decision cache trusted, src/pg/cache.rs reads the same by direct index reads.)
 CREATE FUNCTION authz.check_facts(p_user text, p_permission text, p_resource text)
 RETURNS TABLE (known boolean, role text, role_allows boolean, grant_id bigint,
                resource_id text, effect text, expires_at timestamptz)
@@ -117,15 +117,9 @@ AS $$
           AND g1.resource_id OPERATOR(pg_catalog.=) p_resource
         UNION ALL
         SELECT g2.id, g2.resource_id, g2.effect, g2.expires_at FROM authz.grants g2
-        WHERE p_resource IS NULL
-          AND g2.user_id OPERATOR(pg_catalog.=) p_user
+        WHERE g2.user_id OPERATOR(pg_catalog.=) p_user
           AND g2.permission OPERATOR(pg_catalog.=) p_permission
-          AND g2.resource_id IS NOT NULL
-        UNION ALL
-        SELECT g3.id, g3.resource_id, g3.effect, g3.expires_at FROM authz.grants g3
-        WHERE g3.user_id OPERATOR(pg_catalog.=) p_user
-          AND g3.permission OPERATOR(pg_catalog.=) p_permission
-          AND g3.resource_id IS NULL
+          AND g2.resource_id IS NULL
     ) AS g ON true;
 $$;
 
@@ -236,14 +230,24 @@ AS $$
 DECLARE
     v_old text;
 BEGIN
-    SELECT role INTO v_old FROM authz.user_roles WHERE user_id = p_user FOR UPDATE;
+    -- The old value goes into the audit log, so it must be the row actually replaced, also
+    -- when a concurrent transaction inserts one between our read and our write.
     IF p_role IS NULL THEN
-        DELETE FROM authz.user_roles WHERE user_id = p_user;
+        DELETE FROM authz.user_roles WHERE user_id = p_user RETURNING role INTO v_old;
     ELSE
         PERFORM authz.require_known_role(p_role);
-        INSERT INTO authz.user_roles (user_id, role, assigned_by) VALUES (p_user, p_role, p_actor)
-        ON CONFLICT (user_id) DO UPDATE
-            SET role = EXCLUDED.role, assigned_by = EXCLUDED.assigned_by, assigned_at = now();
+        LOOP
+            SELECT role INTO v_old FROM authz.user_roles WHERE user_id = p_user FOR UPDATE;
+            IF FOUND THEN
+                UPDATE authz.user_roles SET role = p_role, assigned_by = p_actor, assigned_at = now()
+                WHERE user_id = p_user;
+                EXIT;
+            END IF;
+            -- No row: insert one, unless a concurrent transaction just did (then lock that one).
+            INSERT INTO authz.user_roles (user_id, role, assigned_by) VALUES (p_user, p_role, p_actor)
+            ON CONFLICT DO NOTHING;
+            EXIT WHEN FOUND;
+        END LOOP;
     END IF;
     PERFORM authz.write_audit('authz_set_role', jsonb_build_object('user_id', p_user),
                               CASE WHEN v_old IS NOT NULL THEN jsonb_build_object('role', v_old) END,
@@ -271,26 +275,28 @@ BEGIN
     END IF;
     PERFORM authz.require_future(p_expires_at);
 
-    SELECT to_jsonb(g) INTO v_old FROM authz.grants g
-    WHERE g.user_id = p_user AND g.permission = p_permission
-      AND g.resource_id IS NOT DISTINCT FROM p_resource
-    FOR UPDATE;
-
-    IF p_resource IS NULL THEN
-        INSERT INTO authz.grants AS g (user_id, permission, resource_id, effect, expires_at, granted_by)
-        VALUES (p_user, p_permission, NULL, p_effect, p_expires_at, p_granted_by)
-        ON CONFLICT (user_id, permission) WHERE resource_id IS NULL DO UPDATE
-            SET effect = EXCLUDED.effect, expires_at = EXCLUDED.expires_at,
-                granted_by = EXCLUDED.granted_by
-        RETURNING g.* INTO v_row;
-    ELSE
+    -- As in set_role: the audited old value is the row actually replaced.
+    LOOP
+        SELECT * INTO v_row FROM authz.grants g
+        WHERE g.user_id = p_user AND g.permission = p_permission
+          AND g.resource_id IS NOT DISTINCT FROM p_resource
+        FOR UPDATE;
+        IF FOUND THEN
+            v_old := to_jsonb(v_row);
+            UPDATE authz.grants g
+            SET effect = p_effect, expires_at = p_expires_at, granted_by = p_granted_by
+            WHERE g.id = v_row.id
+            RETURNING g.* INTO v_row;
+            EXIT;
+        END IF;
+        -- No row: insert one, unless a concurrent transaction just did (then lock that one).
+        -- (Under REPEATABLE READ that conflict is a serialization failure instead.)
         INSERT INTO authz.grants AS g (user_id, permission, resource_id, effect, expires_at, granted_by)
         VALUES (p_user, p_permission, p_resource, p_effect, p_expires_at, p_granted_by)
-        ON CONFLICT (user_id, permission, resource_id) WHERE resource_id IS NOT NULL DO UPDATE
-            SET effect = EXCLUDED.effect, expires_at = EXCLUDED.expires_at,
-                granted_by = EXCLUDED.granted_by
+        ON CONFLICT DO NOTHING
         RETURNING g.* INTO v_row;
-    END IF;
+        EXIT WHEN FOUND;
+    END LOOP;
 
     PERFORM authz.write_audit('authz_grant',
                               jsonb_build_object('user_id', p_user, 'permission', p_permission,

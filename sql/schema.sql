@@ -69,8 +69,11 @@ CREATE TABLE authz.role_permission_removals (
 );
 COMMENT ON TABLE authz.role_permission_removals IS 'Seeded role defaults that deployers removed.';
 
+-- Ids are opaque: every user_id and resource_id, and grants.permission, use the "C"
+-- collation (byte order), which lets a check's index lookups compare bytes instead of
+-- calling the locale's collation (about a quarter of an uncached check's time otherwise).
 CREATE TABLE authz.user_roles (
-    user_id     text PRIMARY KEY,
+    user_id     text COLLATE "C" PRIMARY KEY,
     role        text NOT NULL REFERENCES authz.roles (name),
     assigned_by text,
     assigned_at timestamptz NOT NULL DEFAULT pg_catalog.now()
@@ -83,9 +86,9 @@ CREATE SEQUENCE authz.grants_id_seq;
 CREATE TABLE authz.grants (
     id          bigint PRIMARY KEY
                 DEFAULT pg_catalog.nextval('authz.grants_id_seq'::pg_catalog.regclass),
-    user_id     text NOT NULL,
-    permission  text NOT NULL REFERENCES authz.permissions (name),
-    resource_id text,                -- NULL: the grant covers every resource of the type
+    user_id     text COLLATE "C" NOT NULL,
+    permission  text COLLATE "C" NOT NULL REFERENCES authz.permissions (name),
+    resource_id text COLLATE "C",    -- NULL: the grant covers every resource of the type
     effect      text NOT NULL CHECK (effect OPERATOR(pg_catalog.=) ANY (ARRAY['allow', 'deny'])),
     expires_at  timestamptz,
     granted_by  text,

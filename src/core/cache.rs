@@ -29,6 +29,31 @@ impl Facts {
     }
 }
 
+/// The catalog side of every check, small and shared by all users: which permissions
+/// exist and which roles hold each by default (hierarchy and removals applied).
+#[derive(Debug, Default)]
+pub struct Catalog {
+    /// permission -> the roles holding it by default
+    holders: HashMap<String, Vec<String>>,
+}
+
+impl Catalog {
+    /// Records a permission, and a role holding it by default if any.
+    pub fn add(&mut self, permission: String, role: Option<String>) {
+        let holders = self.holders.entry(permission).or_default();
+        holders.extend(role);
+    }
+
+    pub fn knows(&self, permission: &str) -> bool {
+        self.holders.contains_key(permission)
+    }
+
+    pub fn role_allows(&self, role: Option<&str>, permission: &str) -> bool {
+        let holders = self.holders.get(permission).map_or(&[][..], Vec::as_slice);
+        role.is_some_and(|r| holders.iter().any(|h| h == r))
+    }
+}
+
 struct Slot {
     facts: Facts,
     last_used: u64,
@@ -100,7 +125,8 @@ impl Cache {
         }
     }
 
-    /// Frees at least `needed` weight, least recently used first.
+    /// Frees at least `needed` weight, least recently used first — and an eighth of the
+    /// budget besides, so that the sort over all entries is not repeated on every insert.
     fn evict(&mut self, needed: usize) {
         let mut by_age: Vec<(u64, String, String)> = self
             .entries
@@ -108,7 +134,7 @@ impl Cache {
             .flat_map(|(u, per_user)| per_user.iter().map(move |(p, s)| (s.last_used, u.clone(), p.clone())))
             .collect();
         by_age.sort_unstable();
-        let target = self.held.saturating_sub(needed);
+        let target = self.held.saturating_sub(needed).min(self.budget - self.budget / 8);
         for (_, user, permission) in by_age {
             if self.held <= target {
                 break;
@@ -149,12 +175,14 @@ impl MissLog {
     }
 
     /// A second miss in the same statement means a scan: load whole, whatever the size. A
-    /// miss in a later statement loads whole if small. A first miss reads one resource.
-    pub fn on_miss(&mut self, user: &str, permission: &str, statement: i64) -> OnMiss {
+    /// miss in a later statement loads whole if small and if the cache has room for it
+    /// without evicting (when the working set is larger than the cache, whole loads on
+    /// repeats would only evict each other). A first miss reads one resource.
+    pub fn on_miss(&mut self, user: &str, permission: &str, statement: i64, cache_has_room: bool) -> OnMiss {
         if let Some(last) = self.seen.get_mut(user).and_then(|m| m.get_mut(permission)) {
             let same_statement = last.0 == statement;
             last.0 = statement;
-            return match (same_statement, last.1) {
+            return match (same_statement, last.1 || !cache_has_room) {
                 (true, _) => OnMiss::LoadAll { limit: None },
                 (false, false) => OnMiss::LoadAll { limit: Some(REPEAT_LOAD_LIMIT) },
                 (false, true) => OnMiss::PointRead,
@@ -185,16 +213,18 @@ mod tests {
     #[test]
     fn miss_policy() {
         let mut log = MissLog::new(3);
-        assert_eq!(log.on_miss("u", "p", 1), OnMiss::PointRead);
-        assert_eq!(log.on_miss("u", "p", 1), OnMiss::LoadAll { limit: None }, "a scan");
-        assert_eq!(log.on_miss("u", "p", 2), OnMiss::LoadAll { limit: Some(REPEAT_LOAD_LIMIT) });
+        assert_eq!(log.on_miss("u", "p", 1, true), OnMiss::PointRead);
+        assert_eq!(log.on_miss("u", "p", 1, true), OnMiss::LoadAll { limit: None }, "a scan");
+        assert_eq!(log.on_miss("u", "p", 2, true), OnMiss::LoadAll { limit: Some(REPEAT_LOAD_LIMIT) });
+        assert_eq!(log.on_miss("u", "p", 3, false), OnMiss::PointRead, "a repeat, but no room");
+        assert_eq!(log.on_miss("u", "p", 3, false), OnMiss::LoadAll { limit: None }, "a scan even so");
         log.too_large("u", "p");
-        assert_eq!(log.on_miss("u", "p", 3), OnMiss::PointRead);
-        assert_eq!(log.on_miss("u", "p", 3), OnMiss::LoadAll { limit: None }, "still a scan");
-        assert_eq!(log.on_miss("v", "p", 3), OnMiss::PointRead);
-        assert_eq!(log.on_miss("w", "p", 3), OnMiss::PointRead);
-        assert_eq!(log.on_miss("x", "p", 3), OnMiss::PointRead, "over capacity: forgets");
-        assert_eq!(log.on_miss("u", "p", 4), OnMiss::PointRead);
+        assert_eq!(log.on_miss("u", "p", 4, true), OnMiss::PointRead);
+        assert_eq!(log.on_miss("u", "p", 4, true), OnMiss::LoadAll { limit: None }, "still a scan");
+        assert_eq!(log.on_miss("v", "p", 4, true), OnMiss::PointRead);
+        assert_eq!(log.on_miss("w", "p", 4, true), OnMiss::PointRead);
+        assert_eq!(log.on_miss("x", "p", 4, true), OnMiss::PointRead, "over capacity: forgets");
+        assert_eq!(log.on_miss("u", "p", 5, true), OnMiss::PointRead);
     }
     use proptest::prelude::*;
 
@@ -224,6 +254,19 @@ mod tests {
     }
 
     #[test]
+    fn catalog() {
+        let mut c = Catalog::default();
+        c.add("document:read".into(), Some("viewer".into()));
+        c.add("document:read".into(), Some("admin".into()));
+        c.add("document:delete".into(), None);
+        assert!(c.knows("document:read") && c.knows("document:delete") && !c.knows("document:x"));
+        assert!(c.role_allows(Some("viewer"), "document:read"));
+        assert!(!c.role_allows(Some("viewer"), "document:delete"));
+        assert!(!c.role_allows(None, "document:read"));
+        assert!(!c.role_allows(Some("viewer"), "document:x"));
+    }
+
+    #[test]
     fn least_recently_used_goes_first() {
         let mut c = Cache::new(10);
         c.insert("a", "p", facts(3)); // 4
@@ -235,6 +278,17 @@ mod tests {
         c.insert("big", "p", facts(10)); // heavier than the budget: not stored
         assert!(c.get("big", "p").is_none());
         assert!(c.get("a", "p").is_some());
+    }
+
+    #[test]
+    fn eviction_frees_an_eighth_at_once() {
+        let mut c = Cache::new(80);
+        for u in 0..20 {
+            c.insert(&u.to_string(), "p", facts(3)); // weight 4 each: full at 80
+        }
+        c.insert("new", "p", facts(3));
+        assert_eq!(c.held(), 72, "entries evicted to below 70 (7/8 of the budget), then 4 added");
+        assert!(c.get("0", "p").is_none() && c.get("2", "p").is_none() && c.get("3", "p").is_some());
     }
 
     proptest! {

@@ -22,6 +22,11 @@ fn invoke<R>(
     actor: Option<String>,
     read: impl FnOnce(pgrx::spi::SpiTupleTable) -> pgrx::spi::SpiResult<R>,
 ) -> R {
+    // 25006 in a read-only transaction and on a hot standby, before anything tries to take
+    // a transaction id (which on a standby is an internal error).
+    let name = std::ffi::CString::new(format!("authz.{function}")).expect("a function name");
+    // SAFETY: raises a PostgreSQL error or returns.
+    unsafe { pgrx::pg_sys::PreventCommandIfReadOnly(name.as_ptr()) };
     args.push(actor.or_else(current_user).into());
     args.push(caller_role_name().into());
     let sql = format!("SELECT authz.{function}({})", placeholders(args.len()));

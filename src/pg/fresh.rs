@@ -9,8 +9,8 @@
 //! off. (Inside a parallel query PostgreSQL forbids taking a snapshot; there the
 //! statement's is used; see the README's "Freshness" notes.)
 //!
-//! Two ways to read: `query` runs a prepared SQL statement through SPI; `index_lookup`
-//! reads one table through one of its indexes directly, without the executor, for the
+//! Two ways to read: `query` runs a prepared SQL statement through SPI; a `Reader`
+//! reads tables through their indexes directly, without the executor, for the
 //! hottest paths (SPI's per-call executor start-up costs several times the lookup itself).
 
 use pgrx::prelude::*;
@@ -110,61 +110,101 @@ unsafe fn fresh_snapshot() -> pg_sys::Snapshot {
     }
 }
 
-/// Equality on the first column of an index: the comparison function (`F_*` of pg_sys) and
-/// the value.
+/// Equality on one column of an index: the comparison function (`F_*` of pg_sys) and the
+/// value. A lookup's keys match the index's leading columns, in order.
+#[derive(Clone, Copy)]
 pub struct IndexKey {
     pub equality: u32,
     pub value: Datum,
 }
 
-/// Reads the rows of `authz.<table>` found through `authz.<index>` by `key`, under the same
-/// snapshot `query` uses, and hands `read` the values of `columns` (None for NULL), valid
-/// during the call only. No privilege is checked: callers read the extension's own tables.
-pub fn index_lookup<R>(
-    table: &CStr,
-    index: &CStr,
-    key: IndexKey,
-    columns: &[&CStr],
-    mut read: impl FnMut(&[Option<Datum>]) -> R,
-) -> Vec<R> {
-    // SAFETY: the open/scan/close sequence of systable_beginscan; relations, snapshot and
-    // buffer pins are owned by the resource owner, so an ERROR in between releases them.
-    unsafe {
-        let schema = pg_sys::get_namespace_oid(c"authz".as_ptr(), false);
-        let heap = pg_sys::table_open(relation_oid(table, schema), pg_sys::AccessShareLock as i32);
-        let index_rel = pg_sys::index_open(relation_oid(index, schema), pg_sys::AccessShareLock as i32);
-        let heap_oid = (*heap).rd_id;
-        let attnums: Vec<i32> = columns
-            .iter()
-            .map(|c| match pg_sys::get_attnum(heap_oid, c.as_ptr()) {
-                0 => pgrx::error!("authz_ext: column {} of authz.{} is missing", c.to_string_lossy(), table.to_string_lossy()),
-                n => i32::from(n),
-            })
-            .collect();
-        let mut scan_key: pg_sys::ScanKeyData = std::mem::zeroed();
-        pg_sys::ScanKeyInit(&mut scan_key, 1, pg_sys::BTEqualStrategyNumber as u16, pg_sys::Oid::from(key.equality), key.value);
-        let snapshot = pg_sys::RegisterSnapshot(fresh_snapshot());
-        let scan = begin_index_scan(heap, index_rel, snapshot);
-        pg_sys::index_rescan(scan, &mut scan_key, 1, std::ptr::null_mut(), 0);
-        let slot = pg_sys::table_slot_create(heap, std::ptr::null_mut());
-        let mut found = Vec::new();
-        let mut values = Vec::with_capacity(attnums.len());
-        while pg_sys::index_getnext_slot(scan, pg_sys::ScanDirection::ForwardScanDirection, slot) {
-            values.clear();
-            for &attnum in &attnums {
-                let mut is_null = false;
-                let datum = pg_sys::slot_getattr(slot, attnum, &mut is_null);
-                values.push((!is_null).then_some(datum));
+/// Direct index reads of the extension's own tables, all under one snapshot (the one
+/// `query` would take). No privilege is checked: callers read only `authz` tables.
+pub struct Reader {
+    snapshot: pg_sys::Snapshot,
+}
+
+impl Reader {
+    pub fn new() -> Self {
+        // SAFETY: registered here, unregistered by Drop (or by the resource owner on error).
+        Reader { snapshot: unsafe { pg_sys::RegisterSnapshot(fresh_snapshot()) } }
+    }
+
+    /// Reads the rows of `authz.<table>` found through `authz.<index>` by `keys` (at most
+    /// `limit`), and hands `read` the values of `columns` (None for NULL), valid during the
+    /// call only.
+    pub fn lookup<R>(
+        &self,
+        (table, index): (&CStr, &CStr),
+        keys: &[IndexKey],
+        columns: &[&CStr],
+        limit: Option<usize>,
+        mut read: impl FnMut(&[Option<Datum>]) -> R,
+    ) -> Vec<R> {
+        // SAFETY: the open/scan/close sequence of systable_beginscan; relations and buffer
+        // pins are owned by the resource owner, so an ERROR in between releases them.
+        unsafe {
+            let schema = pg_sys::get_namespace_oid(c"authz".as_ptr(), false);
+            let heap = pg_sys::table_open(relation_oid(table, schema), pg_sys::AccessShareLock as i32);
+            let index_rel = pg_sys::index_open(relation_oid(index, schema), pg_sys::AccessShareLock as i32);
+            let heap_oid = (*heap).rd_id;
+            let attnums: Vec<i32> = columns
+                .iter()
+                .map(|c| match pg_sys::get_attnum(heap_oid, c.as_ptr()) {
+                    0 => pgrx::error!("authz_ext: column {} of authz.{} is missing", c.to_string_lossy(), table.to_string_lossy()),
+                    n => i32::from(n),
+                })
+                .collect();
+            let mut scan_keys: Vec<pg_sys::ScanKeyData> = keys
+                .iter()
+                .enumerate()
+                .map(|(i, key)| {
+                    let mut scan_key: pg_sys::ScanKeyData = std::mem::zeroed();
+                    // The index's own collation: text indexes are ordered by it.
+                    let collation = *(*index_rel).rd_indcollation.add(i);
+                    pg_sys::ScanKeyEntryInitialize(
+                        &mut scan_key,
+                        0,
+                        i as i16 + 1,
+                        pg_sys::BTEqualStrategyNumber as u16,
+                        pg_sys::InvalidOid,
+                        collation,
+                        Oid::from(key.equality),
+                        key.value,
+                    );
+                    scan_key
+                })
+                .collect();
+            let scan = begin_index_scan(heap, index_rel, self.snapshot, keys.len() as i32);
+            pg_sys::index_rescan(scan, scan_keys.as_mut_ptr(), keys.len() as i32, std::ptr::null_mut(), 0);
+            let slot = pg_sys::table_slot_create(heap, std::ptr::null_mut());
+            let mut found = Vec::new();
+            let mut values = Vec::with_capacity(attnums.len());
+            while limit.is_none_or(|l| found.len() < l)
+                && pg_sys::index_getnext_slot(scan, pg_sys::ScanDirection::ForwardScanDirection, slot)
+            {
+                values.clear();
+                for &attnum in &attnums {
+                    let mut is_null = false;
+                    let datum = pg_sys::slot_getattr(slot, attnum, &mut is_null);
+                    values.push((!is_null).then_some(datum));
+                }
+                found.push(read(&values));
             }
-            found.push(read(&values));
+            pg_sys::ExecDropSingleTupleTableSlot(slot);
+            pg_sys::index_endscan(scan);
+            // Locks are kept to the end of the transaction, as the executor does.
+            pg_sys::index_close(index_rel, pg_sys::NoLock as i32);
+            pg_sys::table_close(heap, pg_sys::NoLock as i32);
+            found
         }
-        pg_sys::ExecDropSingleTupleTableSlot(slot);
-        pg_sys::index_endscan(scan);
-        pg_sys::UnregisterSnapshot(snapshot);
-        // Locks are kept to the end of the transaction, as the executor does.
-        pg_sys::index_close(index_rel, pg_sys::NoLock as i32);
-        pg_sys::table_close(heap, pg_sys::NoLock as i32);
-        found
+    }
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        // SAFETY: registered in new().
+        unsafe { pg_sys::UnregisterSnapshot(self.snapshot) }
     }
 }
 
@@ -176,12 +216,12 @@ unsafe fn relation_oid(name: &CStr, schema: Oid) -> Oid {
 }
 
 #[cfg(not(feature = "pg18"))]
-unsafe fn begin_index_scan(heap: pg_sys::Relation, index: pg_sys::Relation, snapshot: pg_sys::Snapshot) -> pg_sys::IndexScanDesc {
-    pg_sys::index_beginscan(heap, index, snapshot, 1, 0)
+unsafe fn begin_index_scan(heap: pg_sys::Relation, index: pg_sys::Relation, snapshot: pg_sys::Snapshot, keys: i32) -> pg_sys::IndexScanDesc {
+    pg_sys::index_beginscan(heap, index, snapshot, keys, 0)
 }
 
 // PostgreSQL 18 added an instrumentation argument.
 #[cfg(feature = "pg18")]
-unsafe fn begin_index_scan(heap: pg_sys::Relation, index: pg_sys::Relation, snapshot: pg_sys::Snapshot) -> pg_sys::IndexScanDesc {
-    pg_sys::index_beginscan(heap, index, snapshot, std::ptr::null_mut(), 1, 0)
+unsafe fn begin_index_scan(heap: pg_sys::Relation, index: pg_sys::Relation, snapshot: pg_sys::Snapshot, keys: i32) -> pg_sys::IndexScanDesc {
+    pg_sys::index_beginscan(heap, index, snapshot, std::ptr::null_mut(), keys, 0)
 }

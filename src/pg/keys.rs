@@ -56,39 +56,32 @@ pub(super) struct StoredKey {
 }
 
 /// The key whose hash the token has, read through the unique index on `key_hash`, and
-/// its `last_used_at` through the usage table's primary key (see fresh::index_lookup).
+/// its `last_used_at` through the usage table's primary key (see fresh::Reader).
 fn find_key(token: &str) -> Option<StoredKey> {
     let hash = token::hash(token).as_slice().into_datum().expect("a bytea datum");
-    let mut key = fresh::index_lookup(
-        c"api_keys",
-        c"api_keys_key_hash_key",
-        IndexKey { equality: pg_sys::F_BYTEAEQ, value: hash },
-        &[c"id", c"user_id", c"scopes", c"expires_at", c"revoked_at"],
-        |v| StoredKey {
+    let reader = fresh::Reader::new();
+    let columns = [c"id", c"user_id", c"scopes", c"expires_at", c"revoked_at"];
+    let by_hash = [IndexKey { equality: pg_sys::F_BYTEAEQ, value: hash }];
+    let mut key = reader
+        .lookup((c"api_keys", c"api_keys_key_hash_key"), &by_hash, &columns, Some(1), |v| StoredKey {
             key_id: value(v[0]),
             user_id: value(v[1]),
             scopes: value(v[2]),
             expires_at: value(v[3]),
             revoked: v[4].is_some(),
             last_used_at: None,
-        },
-    )
-    .pop()?;
-    let id = key.key_id.into_datum().expect("a uuid datum");
-    key.last_used_at = fresh::index_lookup(
-        c"api_key_usage",
-        c"api_key_usage_pkey",
-        IndexKey { equality: pg_sys::F_UUID_EQ, value: id },
-        &[c"last_used_at"],
-        |v| value(v[0]),
-    )
-    .pop()
-    .flatten();
+        })
+        .pop()?;
+    let by_id = [IndexKey { equality: pg_sys::F_UUID_EQ, value: key.key_id.into_datum().expect("a uuid datum") }];
+    key.last_used_at = reader
+        .lookup((c"api_key_usage", c"api_key_usage_pkey"), &by_id, &[c"last_used_at"], Some(1), |v| value(v[0]))
+        .pop()
+        .flatten();
     Some(key)
 }
 
 fn value<T: FromDatum>(datum: Option<pg_sys::Datum>) -> Option<T> {
-    // SAFETY: index_lookup hands over live datums of the column types named above.
+    // SAFETY: Reader::lookup hands over live datums of the column types named above.
     datum.and_then(|d| unsafe { T::from_datum(d, false) })
 }
 

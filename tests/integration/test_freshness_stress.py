@@ -1,5 +1,6 @@
 """A randomized stress run with an oracle (DESIGN.md section 4): writer sessions commit
-grants, revokes and role changes while checker sessions check, in READ COMMITTED and in
+grants, revokes, role changes and key rotations (revoke one key, create another) while
+checker sessions check and validate keys, in READ COMMITTED and in
 REPEATABLE READ transactions opened long before. Every answer must be the one of a state
 committed between the moment the check's statement began and the moment it returned;
 anything else is a stale answer, and there must be none. Runs with whatever authz.cache
@@ -23,7 +24,8 @@ class Oracle:
 
     def __init__(self):
         self.lock = threading.Lock()
-        self.history = [{"role": None, "type": None, **{r: None for r in RESOURCES}}]
+        self.history = [{"role": None, "type": None, **{r: None for r in RESOURCES}, "keys": {}}]
+        self.tokens = {}  # token -> key id, for keys whose creation has committed
 
     def record(self, conn):
         state = {"role": None, "type": None, **{r: None for r in RESOURCES}}
@@ -35,6 +37,9 @@ class Oracle:
             (USER,),
         ):
             state["type" if resource is None else int(resource)] = effect
+        state["keys"] = dict(conn.execute(
+            "SELECT id, CASE WHEN revoked_at IS NULL THEN 'valid' ELSE 'revoked' END FROM authz.api_keys"
+            " WHERE user_id = %s", (USER,)).fetchall())
         conn.rollback()
         self.history.append(state)
 
@@ -48,11 +53,22 @@ class Oracle:
     def answers(self, first, last, resource):
         return {self.allowed(s, resource) for s in self.history[first:last + 1]}
 
+    def key_statuses(self, first, last, key_id):
+        return {s["keys"].get(key_id, "unknown") for s in self.history[first:last + 1]}
+
 
 def writer(conn, oracle, rng, stop):
     while not stop.is_set():
-        target = rng.choice(RESOURCES + ["type", "role"])
-        if target == "role":
+        target = rng.choice(RESOURCES + ["type", "role", "key"])
+        created = None
+        if target == "key":
+            live = [key_id for key_id, status in oracle.history[-1]["keys"].items() if status == "valid"]
+            if live and rng.random() < 0.7:
+                conn.execute("SELECT api_key_revoke(%s)", (rng.choice(live),))
+            created = conn.execute(
+                "SELECT token, key_id FROM api_key_create(%s::text, 'stress', ARRAY['documents:read'])", (USER,)
+            ).fetchone()
+        elif target == "role":
             value = rng.choice(["viewer", None])
             conn.execute("SELECT authz_set_role(%s::text, %s)", (USER, value))
         else:
@@ -67,6 +83,8 @@ def writer(conn, oracle, rng, stop):
         with oracle.lock:
             conn.commit()
             oracle.record(conn)
+            if created:
+                oracle.tokens[created[0]] = created[1]
 
 
 def checker(conn, oracle, rng, stop, repeatable_read, results):
@@ -83,7 +101,16 @@ def checker(conn, oracle, rng, stop, repeatable_read, results):
             ).fetchone()[0]
             with oracle.lock:
                 last = len(oracle.history) - 1
-            results.append(answer in oracle.answers(first, last, resource))
+            results.append(("check", answer in oracle.answers(first, last, resource)))
+            with oracle.lock:
+                tokens = list(oracle.tokens.items())
+                first = len(oracle.history) - 1
+            if tokens:
+                token, key_id = rng.choice(tokens)
+                status = conn.execute("SELECT status FROM api_key_validate(%s)", (token,)).fetchone()[0]
+                with oracle.lock:
+                    last = len(oracle.history) - 1
+                results.append(("key", status in oracle.key_statuses(first, last, key_id)))
         conn.execute("ROLLBACK")
 
 
@@ -106,7 +133,10 @@ def test_no_stale_answer_under_concurrent_changes(sessions):
     stop.set()
     for t in threads:
         t.join(timeout=30)
-    stale = results.count(False)
-    print(f"stress: {len(results)} checks, {len(oracle.history) - 1} commits, {stale} stale")
-    assert len(oracle.history) > 20 and len(results) > 100, "the run did too little to mean anything"
+    checks = [ok for kind, ok in results if kind == "check"]
+    validations = [ok for kind, ok in results if kind == "key"]
+    stale = checks.count(False) + validations.count(False)
+    print(f"stress: {len(checks)} checks, {len(validations)} key validations, {len(oracle.history) - 1} commits, "
+          f"{len(oracle.tokens)} keys, {stale} stale")
+    assert len(oracle.history) > 20 and len(checks) > 100 and len(validations) > 50, "the run did too little"
     assert stale == 0
