@@ -185,6 +185,15 @@ AS 'MODULE_PATHNAME', 'authz_can_wrapper';
 COMMENT ON FUNCTION @extschema@.authz_can(permission text, resource_id "any") IS
     'authz_check for the principal of the current transaction, and, when it authenticated with an API key, only if a scope of that (still valid) key covers the permission. False without a principal.';
 
+-- Observability ----------------------------------------------------------------------------------
+
+CREATE FUNCTION @extschema@.authz_stats()
+RETURNS TABLE (counter text, value bigint, description text)
+LANGUAGE c VOLATILE PARALLEL RESTRICTED ROWS 12
+AS 'MODULE_PATHNAME', 'authz_stats_wrapper';
+COMMENT ON FUNCTION @extschema@.authz_stats() IS
+    'This backend''s counters since it started: checks, allows, denies, decision-cache hits, misses, bypasses and invalidations, key validations by status.';
+
 -- Privileges -----------------------------------------------------------------------------------
 
 REVOKE ALL ON FUNCTION

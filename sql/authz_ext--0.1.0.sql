@@ -826,55 +826,55 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA authz FROM PUBLIC;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/keys.rs:19
+-- src/pg/keys.rs:20
 -- authz_ext::pg::keys::api_key_create
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/keys.rs:218
+-- src/pg/keys.rs:225
 -- authz_ext::pg::keys::api_key_get
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/keys.rs:201
+-- src/pg/keys.rs:208
 -- authz_ext::pg::keys::api_key_list
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/keys.rs:162
+-- src/pg/keys.rs:169
 -- authz_ext::pg::keys::api_key_revoke
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/keys.rs:89
+-- src/pg/keys.rs:90
 -- authz_ext::pg::keys::api_key_validate
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/context.rs:75
+-- src/pg/context.rs:76
 -- authz_ext::pg::context::authz_authenticate
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/context.rs:102
+-- src/pg/context.rs:106
 -- authz_ext::pg::context::authz_can
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/checks.rs:99
+-- src/pg/checks.rs:101
 -- authz_ext::pg::checks::authz_check
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/checks.rs:104
+-- src/pg/checks.rs:106
 -- authz_ext::pg::checks::authz_check_type
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
@@ -886,7 +886,7 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA authz FROM PUBLIC;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/context.rs:97
+-- src/pg/context.rs:101
 -- authz_ext::pg::context::authz_current_user
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
@@ -898,7 +898,7 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA authz FROM PUBLIC;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/checks.rs:133
+-- src/pg/checks.rs:135
 -- authz_ext::pg::checks::authz_explain
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
@@ -916,25 +916,25 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA authz FROM PUBLIC;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/checks.rs:189
+-- src/pg/checks.rs:191
 -- authz_ext::pg::checks::authz_noop_check
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/cache.rs:226
+-- src/pg/cache.rs:232
 -- authz_ext::pg::cache::authz_note_change
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/checks.rs:166
+-- src/pg/checks.rs:168
 -- authz_ext::pg::checks::authz_require
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/checks.rs:119
+-- src/pg/checks.rs:121
 -- authz_ext::pg::checks::authz_resources
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
@@ -970,8 +970,14 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA authz FROM PUBLIC;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/context.rs:88
+-- src/pg/context.rs:92
 -- authz_ext::pg::context::authz_set_user
+-- Skipped due to `#[pgrx(sql = false)]`
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/pg/stats.rs:63
+-- authz_ext::pg::stats::authz_stats
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
@@ -1176,6 +1182,15 @@ RETURNS boolean LANGUAGE c STABLE PARALLEL RESTRICTED
 AS 'MODULE_PATHNAME', 'authz_can_wrapper';
 COMMENT ON FUNCTION @extschema@.authz_can(permission text, resource_id "any") IS
     'authz_check for the principal of the current transaction, and, when it authenticated with an API key, only if a scope of that (still valid) key covers the permission. False without a principal.';
+
+-- Observability ----------------------------------------------------------------------------------
+
+CREATE FUNCTION @extschema@.authz_stats()
+RETURNS TABLE (counter text, value bigint, description text)
+LANGUAGE c VOLATILE PARALLEL RESTRICTED ROWS 12
+AS 'MODULE_PATHNAME', 'authz_stats_wrapper';
+COMMENT ON FUNCTION @extschema@.authz_stats() IS
+    'This backend''s counters since it started: checks, allows, denies, decision-cache hits, misses, bypasses and invalidations, key validations by status.';
 
 -- Privileges -----------------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@
 use super::fresh::{self, IndexKey, Statement};
 use super::gucs::{CACHE_ENABLED, CACHE_MAX_OVERRIDES};
 use super::owner::as_owner;
+use super::stats::{self, Counter};
 use crate::core::cache::{Cache, Catalog, Facts, MissLog, OnMiss, REPEAT_LOAD_LIMIT};
 use crate::core::resolve::{Effect, Override};
 use pgrx::prelude::*;
@@ -76,6 +77,7 @@ fn flush() {
 }
 
 fn flush_facts() {
+    stats::bump(Counter::Invalidations);
     GENERATION.set(GENERATION.get() + 1);
     CACHE.with(|c| c.borrow_mut().clear());
 }
@@ -91,6 +93,7 @@ pub fn with_facts<R>(
     use_facts: impl FnOnce(&Facts) -> R,
 ) -> Option<R> {
     if !trusted_in_this_statement() {
+        stats::bump(Counter::CacheBypasses);
         return None;
     }
     let budget = usize::try_from(CACHE_MAX_OVERRIDES.get()).unwrap_or(0);
@@ -102,13 +105,16 @@ pub fn with_facts<R>(
         Some(use_facts.take().expect("not used yet")(facts))
     });
     if hit.is_some() {
+        stats::bump(Counter::CacheHits);
         return hit;
     }
     // A parallel query's leader may use what this statement validated, but not load.
     // SAFETY: a plain read of backend state.
     if unsafe { pg_sys::IsInParallelMode() } {
+        stats::bump(Counter::CacheBypasses);
         return None;
     }
+    stats::bump(Counter::CacheMisses);
     before_load();
     let use_facts = use_facts.take().expect("not used yet");
     let has_room = CACHE.with(|c| c.borrow().held() + REPEAT_LOAD_LIMIT <= budget);

@@ -5,6 +5,7 @@ use super::fresh::{self, Statement};
 use super::ids::{id_text, optional_id_text};
 use super::owner::as_owner;
 use super::report::{raise, OrRaise};
+use super::stats::{self, Counter};
 use crate::core::error::Error;
 use crate::core::permission;
 use crate::core::cache::Facts;
@@ -47,17 +48,18 @@ fn decide_with<R>(user: &str, permission: &str, resource: Option<&str>, read: im
     let now = cache::statement_start();
     let evaluate = |facts: &Facts| {
         let decision = resolve(facts.resource_level_for(resource), &facts.type_level, facts.role_allows, now);
-        (facts.known_permission, read(decision, facts))
+        (facts.known_permission, decision.allowed, read(decision, facts))
     };
     // Only a well-formed permission is ever looked up in the tables (and so cached).
     let parse = || permission::parse(permission).map(|_| ()).or_raise();
-    let (known, answer) = cache::with_facts(user, permission, resource, parse, &evaluate).unwrap_or_else(|| {
+    let (known, allowed, answer) = cache::with_facts(user, permission, resource, parse, &evaluate).unwrap_or_else(|| {
         parse();
         evaluate(&cache::load_for_check(user, permission, resource))
     });
     if !known {
         require_known_permission(permission);
     }
+    stats::bump(if allowed { Counter::Allows } else { Counter::Denies });
     answer
 }
 
@@ -173,14 +175,14 @@ fn authz_require(user_id: Option<AnyElement>, permission: Option<&str>, resource
             Some(r) => format!("resource {}", permission::shorten(r)),
             None => "every resource of the type".to_string(),
         };
-        raise(Error::Denied {
-            message: format!(
-                "permission denied: user {} may not {} on {on} ({})",
-                permission::shorten(&answer.user),
-                answer.permission,
-                reason(&answer)
-            ),
-        });
+        let message = format!(
+            "permission denied: user {} may not {} on {on} ({})",
+            permission::shorten(&answer.user),
+            answer.permission,
+            reason(&answer)
+        );
+        stats::log_denial(&message);
+        raise(Error::Denied { message });
     }
 }
 

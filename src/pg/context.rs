@@ -12,6 +12,7 @@ use super::ids::optional_id_text;
 use super::keys::validate;
 use super::owner::as_owner;
 use super::report::{raise, OrRaise};
+use super::stats;
 use crate::core::context::{Context, Principal};
 use crate::core::error::Error;
 use crate::core::ids::validate_for_storage;
@@ -81,7 +82,10 @@ fn authz_authenticate(token: Option<&str>) -> String {
             set_principal(Some(Principal { user: user.clone(), key_id: Some(*key_id.as_bytes()) }));
             user
         }
-        (status, _) => raise(Error::Unauthenticated { status: status.as_str() }),
+        (status, _) => {
+            stats::log_denial(&format!("API key rejected: {}", status.as_str()));
+            raise(Error::Unauthenticated { status: status.as_str() })
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! The extension's settings, registered when the library loads.
 
 use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
+use std::ffi::CString;
 
 /// Seconds between two writes of a key's `last_used_at` by `api_key_validate`.
 pub static KEY_LAST_USED_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(60);
@@ -11,7 +12,19 @@ pub static CACHE_ENABLED: GucSetting<bool> = GucSetting::<bool>::new(true);
 /// The decision cache's budget per backend, in overrides held (plus one per entry).
 pub static CACHE_MAX_OVERRIDES: GucSetting<i32> = GucSetting::<i32>::new(100_000);
 
+/// A request id for the audit log; read in SQL (sql/internal.sql, write_audit), registered
+/// here so that SHOW and pg_settings describe it.
+static TRACE_ID: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+
 pub fn register() {
+    GucRegistry::define_string_guc(
+        c"authz.trace_id",
+        c"A request or trace id written into the audit rows of this session's changes.",
+        c"Set it per request with SET LOCAL authz.trace_id = '...'; empty writes no id.",
+        &TRACE_ID,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
     GucRegistry::define_bool_guc(
         c"authz.cache",
         c"Whether permission checks use the backend-local decision cache.",

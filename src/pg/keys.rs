@@ -9,6 +9,7 @@ use super::gucs::KEY_LAST_USED_INTERVAL;
 use super::ids::optional_id_text;
 use super::owner::as_owner;
 use super::report::OrRaise;
+use super::stats;
 use super::subxact;
 use crate::core::error::Error;
 use crate::core::keys::{self, KeyState, Status};
@@ -107,8 +108,14 @@ fn api_key_validate(
     TableIterator::once(row)
 }
 
-/// The status of a token, with the key when it is valid (and its use noted).
+/// The status of a token, with the key when it is valid (and its use noted); counted.
 pub(super) fn validate(token: Option<&str>) -> (Status, Option<StoredKey>) {
+    let result = look_up(token);
+    stats::key_validated(result.0);
+    result
+}
+
+fn look_up(token: Option<&str>) -> (Status, Option<StoredKey>) {
     if let Some(status) = keys::precheck(token) {
         return (status, None);
     }

@@ -11,11 +11,13 @@ mod ids;
 mod keys;
 mod owner;
 mod report;
+mod stats;
 mod subxact;
 
 /// What the library sets up when it is loaded: its settings and transaction callbacks.
 pub fn register() {
     gucs::register();
+    stats::register();
     context::register_callbacks();
     cache::register_callbacks();
 }

@@ -8,7 +8,7 @@ from conftest import connect
 # What PUBLIC may execute; every other function of the extension is refused.
 PUBLIC_FUNCTIONS = {
     "api_key_validate", "authz_authenticate", "authz_can", "authz_check",
-    "authz_current_user", "authz_explain", "authz_require",
+    "authz_current_user", "authz_explain", "authz_require", "authz_stats",
 }
 # The functions README.md "Delegating administration" grants to an admin role.
 ADMIN_GRANTS = """

@@ -98,6 +98,7 @@ SELECT authz_check('mallory', 'document:delete', 7) AS mallory_delete_7,
        authz_check('mallory', 'project:delete') AS mallory_project_delete;
 SELECT valid, status, user_id, scopes FROM api_key_validate(:'alice_token');
 SELECT valid, status FROM api_key_validate('azk_not_a_real_token');
+SELECT count(*) AS counters FROM authz_stats();
 BEGIN;
 SELECT authz_authenticate(:'alice_token') AS principal;
 SELECT authz_current_user() AS current_user_id,
