@@ -12,7 +12,8 @@
 #     grants, against the same query written by hand with id = ANY(<the ids>);
 #   - per-row and uncached check cost at 1k, 100k, 1M and 10M grants in total;
 #   - the first check in a fresh backend for the user with 10,000 grants, and the memory
-#     the backend grew by.
+#     the backend grew by;
+# and writes benches/results/checks.txt and the chart docs/bench.svg (benches/chart.py).
 # Data: 10,000 users; 1,000,000 resource-level grants (50 users with 10,000 each, the rest
 # spread); 1,000 type-level grants; 9,000,000 more grants for the last flatness point.
 # Takes about 20 minutes here. Usage: benches/checks.sh [PGBENCH_SECONDS]
@@ -171,4 +172,17 @@ cat <<TABLE
 | first check, fresh backend, 10,000 grants (ms)                  | $COLD_MS | |
 | backend memory grown by that first check (kB RSS)               | $COLD_KB | |
 TABLE
+# The figures behind the chart (benches/chart.py draws docs/bench.svg from every results file).
+mkdir -p "$ROOT/benches/results"
+cat > "$ROOT/benches/results/checks.txt" <<FIGURES
+floor_ns $FLOOR
+role_user_ns $ROLE_USER
+grants_user_ns $GRANTS_USER
+can_role_ns $CAN_ROLE
+cache_off_ns $UNCACHED
+plpgsql_ns $PLPGSQL
+select1_tps $TPS_SELECT1
+check_tps $TPS_CHECK
+FIGURES
+python3 "$ROOT/benches/chart.py" "$ROOT/docs/bench.svg" "$ROOT"/benches/results/*.txt
 cluster_stop bench

@@ -5,6 +5,8 @@
 #   (c) SQL regression files, tests/regress   pg_regress against a cluster started here
 #   (d) driver integration, tests/integration pytest + psycopg against the same cluster and
 #                                             a hot standby of it (pg_basebackup -R)
+#   (e) the package                           scripts/package.sh's tarball, installed by its
+#                                             install.sh into a fresh cluster, smoke-checked
 # Tiers (c) and (d) run twice: with the decision cache on and with it off (authz.cache).
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -47,6 +49,32 @@ integration_tests() {
     "$ROOT/.venv/bin/pytest" -q -p no:cacheprovider tests/integration
 }
 
+# The artefact of scripts/package.sh, installed by its own install.sh (over the build the
+# other tiers used) into a fresh cluster, then INSTALL.md's smoke check.
+package_test() {
+  local tarball dir
+  tarball=$("$ROOT/scripts/package.sh" 2>/dev/null | tail -n 1) && [ -f "$tarball" ] || return 1
+  dir="$RUN/package" && rm -rf "$dir" && mkdir -p "$dir" && tar -C "$dir" -xzf "$tarball" || return 1
+  # Only the package's files: remove what `cargo pgrx install` put there first.
+  rm -f "$($PG_CONFIG --pkglibdir)/authz_ext.so" "$($PG_CONFIG --sharedir)"/extension/authz_ext*
+  "$dir"/authz_ext-*/install.sh "$PG_CONFIG" || return 1
+  cluster_stop package-check; rm -rf "$RUN/package-check"
+  cluster_start package-check 55530 || return 1
+  local result
+  result=$(cluster_psql -d postgres -At <<'SQL'
+CREATE EXTENSION authz_ext;
+SELECT authz_set_role(42, 'viewer') IS NULL;
+SELECT token FROM api_key_create(42, 'first key', ARRAY['documents:read']) \gset
+SELECT authz_check(42, 'document:read', 7) AND NOT authz_check(42, 'document:delete', 7)
+       AND (SELECT status = 'valid' AND user_id = '42' FROM api_key_validate(:'token'))
+       AND (SELECT extversion FROM pg_extension WHERE extname = 'authz_ext') = '0.1.0';
+SQL
+  )
+  cluster_stop package-check; rm -rf "$RUN/package-check"
+  echo "package smoke check: $(basename "$tarball"): $(echo "$result" | tail -n 1)"
+  [ "$(echo "$result" | tail -n 1)" = t ]
+}
+
 tier "a: unit" unit_tests
 tier "b: pg_test" pg_tests
 
@@ -69,6 +97,7 @@ if install_extension debug >/dev/null && cluster_start test 55500 && standby_sta
 else
   failed+=("install")
 fi
+tier "e: package" package_test
 
 echo
 [ ${#failed[@]} -gt 0 ] && echo "failed tiers: ${failed[*]}"
