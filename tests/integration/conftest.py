@@ -14,14 +14,25 @@ def connect(dbname=DBNAME, user="postgres", **kwargs):
     return psycopg.connect(host=HOST, port=PORT, user=user, dbname=dbname, **kwargs)
 
 
+def create_database(name, extension=True):
+    """A new database (dropped first if it exists), with authz_ext installed unless told."""
+    with connect("postgres", autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.execute(f"CREATE DATABASE {name}")
+    if extension:
+        with connect(name, autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION authz_ext")
+
+
+def drop_database(name):
+    with connect("postgres", autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
 @pytest.fixture(scope="session")
 def database():
     """A fresh database with authz_ext installed, shared by the whole run."""
-    with connect("postgres", autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {DBNAME} WITH (FORCE)")
-        admin.execute(f"CREATE DATABASE {DBNAME}")
-    with connect(autocommit=True) as conn:
-        conn.execute("CREATE EXTENSION authz_ext")
+    create_database(DBNAME)
     yield DBNAME
 
 

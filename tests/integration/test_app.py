@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import HOST, PORT, connect
+from conftest import HOST, PORT, connect, create_database, drop_database
 
 ROOT = Path(__file__).resolve().parents[2]
 DBNAME = "authz_app_example"
@@ -27,11 +27,8 @@ def free_port():
 
 @pytest.fixture(scope="module")
 def app_url():
-    with connect("postgres", autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {DBNAME} WITH (FORCE)")
-        admin.execute(f"CREATE DATABASE {DBNAME}")
+    create_database(DBNAME)
     with connect(DBNAME, autocommit=True) as conn:
-        conn.execute("CREATE EXTENSION authz_ext")
         conn.execute((ROOT / "examples" / "app" / "schema.sql").read_text())
         conn.execute("INSERT INTO documents VALUES (1, 'Roadmap'), (2, 'Salaries'), (3, 'Budget')")
     port = free_port()
@@ -52,8 +49,7 @@ def app_url():
     yield url
     server.terminate()
     server.wait(timeout=10)
-    with connect("postgres", autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE {DBNAME} WITH (FORCE)")
+    drop_database(DBNAME)
 
 
 def call(url, method, path, token=None, body=None):

@@ -5,7 +5,7 @@ same way, keeps the audit log intact, and goes on issuing ids without collisions
 import os
 import subprocess
 
-from conftest import HOST, PORT, connect
+from conftest import HOST, PORT, connect, create_database, drop_database
 
 PG_BIN = os.environ.get("AUTHZ_TEST_PG_BIN", "/usr/lib/postgresql/15/bin")
 SOURCE, TARGET = "authz_dump_source", "authz_dump_target"
@@ -14,14 +14,7 @@ PERMISSIONS = ["document:read", "document:update", "document:delete", "invoice:a
 RESOURCES = [None, "1", "2", "3"]
 
 
-def recreate(dbname):
-    with connect("postgres", autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {dbname} WITH (FORCE)")
-        admin.execute(f"CREATE DATABASE {dbname}")
-
-
 def fill(conn):
-    conn.execute("CREATE EXTENSION authz_ext")
     conn.execute("SELECT authz_define_permission('invoice', 'approve')")
     conn.execute("SELECT authz_role_permission_add('viewer', 'invoice:approve')")
     conn.execute("SELECT authz_role_permission_remove('viewer', 'project:read')")      # a seeded default
@@ -66,7 +59,7 @@ def snapshot(conn, tokens):
 
 
 def test_dump_and_restore_keep_everything(database, tmp_path):
-    recreate(SOURCE)
+    create_database(SOURCE)
     with connect(SOURCE, autocommit=True) as conn:
         tokens = fill(conn)
         before = snapshot(conn, tokens)
@@ -76,7 +69,7 @@ def test_dump_and_restore_keep_everything(database, tmp_path):
     dump = tmp_path / "authz.dump"
     common = ["-h", HOST, "-p", str(PORT), "-U", "postgres"]
     subprocess.run([f"{PG_BIN}/pg_dump", *common, "-Fc", "-f", str(dump), SOURCE], check=True)
-    recreate(TARGET)
+    create_database(TARGET, extension=False)  # pg_restore creates it
     restore = subprocess.run([f"{PG_BIN}/pg_restore", *common, "--exit-on-error", "-d", TARGET, str(dump)],
                              capture_output=True, text=True)
     assert restore.returncode == 0, restore.stderr
@@ -94,6 +87,5 @@ def test_dump_and_restore_keep_everything(database, tmp_path):
         # The restored extension is fully working: a revoke is honoured at once.
         assert conn.execute("SELECT authz_revoke('d_alice'::text, 'document:update', 2::bigint)").fetchone()[0]
         assert conn.execute("SELECT authz_check('d_alice'::text, 'document:update', 2::bigint)").fetchone()[0] is False
-    with connect("postgres", autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE {SOURCE} WITH (FORCE)")
-        admin.execute(f"DROP DATABASE {TARGET} WITH (FORCE)")
+    drop_database(SOURCE)
+    drop_database(TARGET)

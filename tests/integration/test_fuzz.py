@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from psycopg.types.string import TextLoader
 
-from conftest import connect
+from conftest import connect, create_database, drop_database
 
 CALLS = int(os.environ.get("AUTHZ_FUZZ_CALLS", "1500"))
 SEED = int(os.environ.get("AUTHZ_FUZZ_SEED", "20261126"))
@@ -157,14 +157,9 @@ def random_call(rng, tokens):
 
 @pytest.fixture(scope="module")
 def fuzz_database():
-    with connect("postgres", autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {DBNAME} WITH (FORCE)")
-        admin.execute(f"CREATE DATABASE {DBNAME}")
-    with connect(DBNAME, autocommit=True) as conn:
-        conn.execute("CREATE EXTENSION authz_ext")
+    create_database(DBNAME)
     yield DBNAME
-    with connect("postgres", autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE {DBNAME} WITH (FORCE)")
+    drop_database(DBNAME)
 
 
 def test_random_calls_give_only_documented_errors(fuzz_database):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import connect
+from conftest import connect, create_database, drop_database
 
 ROOT = Path(__file__).resolve().parents[2]
 PG_BIN = os.environ.get("AUTHZ_TEST_PG_BIN", "/usr/lib/postgresql/15/bin")
@@ -38,9 +38,7 @@ def test_upgrade_keeps_the_data(script):
     old = re.match(r"authz_ext--(.+)--(.+)\.sql$", script).group(1)
     shutil.copy(ROOT / "sql" / f"authz_ext--{old}.sql", extension_dir() / f"authz_ext--{old}.sql")
     dbname = "authz_upgrade"
-    with connect("postgres", autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {dbname} WITH (FORCE)")
-        admin.execute(f"CREATE DATABASE {dbname}")
+    create_database(dbname, extension=False)
     with connect(dbname, autocommit=True) as conn:
         conn.execute(f"CREATE EXTENSION authz_ext VERSION '{old}'")
         conn.execute("SELECT authz_set_role('up_alice', 'viewer')")
@@ -54,5 +52,4 @@ def test_upgrade_keeps_the_data(script):
         assert conn.execute("SELECT authz_check('up_alice'::text, 'document:read', 1::bigint)").fetchone()[0]
         assert conn.execute("SELECT status FROM api_key_validate(%s)", (token,)).fetchone()[0] == "valid"
         assert conn.execute("SELECT count(*) FROM authz.audit_log").fetchone()[0] == before
-    with connect("postgres", autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE {dbname} WITH (FORCE)")
+    drop_database(dbname)
