@@ -55,6 +55,22 @@ pub fn query<R>(
 ) -> Vec<R> {
     assert_eq!(args.len(), statement.arg_types.len());
     Spi::connect(|_client| unsafe {
+        // Never JIT-compile these: their plans are cached but JIT code is not, and one
+        // compile (tens of ms) costs far more than the query — yet a large catalog's plan
+        // crosses jit_above_cost. JIT is decided when a plan is made (or remade after an
+        // invalidation), which happens below, so jit is off for this scope (undone by
+        // AtEOXact_GUC, or by the abort on error, as for a function's SET clause).
+        let guc_level = pg_sys::NewGUCNestLevel();
+        pg_sys::set_config_option(
+            c"jit".as_ptr(),
+            c"off".as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_SAVE,
+            true,
+            0,
+            false,
+        );
         let plan = plan_for(statement);
         let mut values: Vec<Datum> = args.iter().map(|a| a.unwrap_or(Datum::from(0))).collect();
         let nulls: Vec<std::ffi::c_char> =
@@ -69,6 +85,7 @@ pub fn query<R>(
         if pushed {
             pg_sys::PopActiveSnapshot();
         }
+        pg_sys::AtEOXact_GUC(true, guc_level);
         if rc != pg_sys::SPI_OK_SELECT as i32 {
             pgrx::error!("authz_ext internal query failed: SPI code {rc}");
         }

@@ -44,5 +44,14 @@ SELECT count(*) AS counters FROM authz_stats();
 SET authz.log_denials = log;
 ROLLBACK;
 
+-- Internal queries run with jit off (their plans are cached, JIT code is not); the
+-- caller's setting is left as it was.
+BEGIN;
+SET LOCAL authz.cache = off;                                     -- every check a query
+SET LOCAL jit = on;
+SELECT authz_check('o1', 'document:read', 1) AS read_1;
+SHOW jit;
+COMMIT;
+
 DROP TABLE stats_before;
 DROP EXTENSION authz_ext;
