@@ -12,8 +12,6 @@ import time
 import psycopg
 import pytest
 
-from conftest import connect
-
 PG_BIN = os.environ.get("AUTHZ_TEST_PG_BIN", "/usr/lib/postgresql/15/bin")
 SCRATCH = os.environ.get("AUTHZ_TEST_SCRATCH", "/tmp")
 
