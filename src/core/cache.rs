@@ -24,6 +24,14 @@ impl Facts {
         1 + self.type_level.len() + self.resource_level.values().map(Vec::len).sum::<usize>()
     }
 
+    /// Files a stored override under its resource, or at the type level (no resource).
+    pub fn add(&mut self, resource: Option<String>, grant: Override) {
+        match resource {
+            Some(resource) => self.resource_level.entry(resource).or_default().push(grant),
+            None => self.type_level.push(grant),
+        }
+    }
+
     pub fn resource_level_for(&self, resource: Option<&str>) -> &[Override] {
         resource.and_then(|r| self.resource_level.get(r)).map_or(&[], Vec::as_slice)
     }

@@ -18,7 +18,7 @@
 //! not stored if an invalidation arrived while loading. The session's own changes and
 //! rollbacks (savepoints too) flush it through the same invalidations, processed locally.
 
-use super::fresh::{self, IndexKey, Statement};
+use super::fresh::{self, value, IndexKey, Statement};
 use super::gucs::{CACHE_ENABLED, CACHE_MAX_OVERRIDES};
 use super::owner::as_owner;
 use super::stats::{self, Counter};
@@ -257,19 +257,20 @@ pub fn load_for_check(user: &str, permission: &str, resource: Option<&str>) -> F
             facts.role = row.get::<String>(2);
             facts.role_allows = row.get::<bool>(3).unwrap_or(false);
             if let Some(grant_id) = row.get::<i64>(4) {
-                let grant = Override {
-                    grant_id,
-                    effect: row.get::<String>(6).and_then(|e| Effect::parse(&e)).unwrap_or(Effect::Deny),
-                    expires_at: row.get::<TimestampWithTimeZone>(7).map(i64::from),
-                };
-                match row.get::<String>(5) {
-                    Some(resource) => facts.resource_level.entry(resource).or_default().push(grant),
-                    None => facts.type_level.push(grant),
-                }
+                facts.add(row.get(5), stored_override(Some(grant_id), row.get(6), row.get(7)));
             }
         })
     });
     facts
+}
+
+/// An override as a row of authz.grants stores it.
+fn stored_override(grant_id: Option<i64>, effect: Option<String>, expires_at: Option<TimestampWithTimeZone>) -> Override {
+    Override {
+        grant_id: grant_id.unwrap_or_default(),
+        effect: effect.and_then(|e| Effect::parse(&e)).unwrap_or(Effect::Deny),
+        expires_at: expires_at.map(i64::from),
+    }
 }
 
 /// Which overrides `read_direct` reads besides the type level.
@@ -293,22 +294,14 @@ fn read_direct(user: &str, permission: &str, reach: Reach) -> (Facts, usize) {
     let text = |s: &str| IndexKey { equality: pg_sys::F_TEXTEQ, value: s.into_datum().expect("a text datum") };
     let (user_key, permission_key) = (text(user), text(permission));
     let reader = fresh::Reader::new();
-    // SAFETY (the closures' from_datum): Reader::lookup hands over live datums of the
-    // column types named.
-    let get_text = |d: Option<Datum>| d.and_then(|d| unsafe { String::from_datum(d, false) });
-    let to_override = |id: Option<Datum>, effect: Option<Datum>, expires_at: Option<Datum>| Override {
-        grant_id: id.and_then(|d| unsafe { i64::from_datum(d, false) }).unwrap_or_default(),
-        effect: get_text(effect).and_then(|e| Effect::parse(&e)).unwrap_or(Effect::Deny),
-        expires_at: expires_at.and_then(|d| unsafe { TimestampWithTimeZone::from_datum(d, false) }).map(i64::from),
-    };
     facts.role = reader
-        .lookup((c"user_roles", c"user_roles_pkey"), &[user_key], &[c"role"], Some(1), |v| get_text(v[0]))
+        .lookup((c"user_roles", c"user_roles_pkey"), &[user_key], &[c"role"], Some(1), |v| value(v[0]))
         .pop()
         .flatten();
     facts.role_allows = catalog.role_allows(facts.role.as_deref(), permission);
     let keys = [user_key, permission_key];
     facts.type_level = reader.lookup((c"grants", c"grants_type_key"), &keys, &[c"id", c"effect", c"expires_at"], Some(1), |v| {
-        to_override(v[0], v[1], v[2])
+        stored_override(value(v[0]), value(v[1]), value(v[2]))
     });
     let (keys, limit) = match reach {
         Reach::One(None) => {
@@ -320,11 +313,11 @@ fn read_direct(user: &str, permission: &str, reach: Reach) -> (Facts, usize) {
     };
     let columns = [c"resource_id", c"id", c"effect", c"expires_at"];
     let resource_level = reader.lookup((c"grants", c"grants_resource_key"), keys, &columns, limit, |v| {
-        (get_text(v[0]).unwrap_or_default(), to_override(v[1], v[2], v[3]))
+        (value(v[0]), stored_override(value(v[1]), value(v[2]), value(v[3])))
     });
     let read = facts.type_level.len() + resource_level.len();
     for (resource, grant) in resource_level {
-        facts.resource_level.entry(resource).or_default().push(grant);
+        facts.add(resource, grant);
     }
     (facts, read)
 }

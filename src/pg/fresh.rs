@@ -218,6 +218,12 @@ impl Reader {
     }
 }
 
+/// A value `Reader::lookup` handed over, as `T` (the column's type).
+pub fn value<T: FromDatum>(datum: Option<Datum>) -> Option<T> {
+    // SAFETY: lookup passes live datums of the columns it was asked for.
+    datum.and_then(|d| unsafe { T::from_datum(d, false) })
+}
+
 impl Drop for Reader {
     fn drop(&mut self) {
         // SAFETY: registered in new().

@@ -4,7 +4,7 @@
 
 use super::admin::{call, required, rows, stored_user};
 use super::cache::statement_start;
-use super::fresh::{self, IndexKey};
+use super::fresh::{self, value, IndexKey};
 use super::gucs::KEY_LAST_USED_INTERVAL;
 use super::ids::optional_id_text;
 use super::owner::as_owner;
@@ -79,11 +79,6 @@ fn find_key(token: &str) -> Option<StoredKey> {
         .pop()
         .flatten();
     Some(key)
-}
-
-fn value<T: FromDatum>(datum: Option<pg_sys::Datum>) -> Option<T> {
-    // SAFETY: Reader::lookup hands over live datums of the column types named above.
-    datum.and_then(|d| unsafe { T::from_datum(d, false) })
 }
 
 #[allow(clippy::type_complexity)]
