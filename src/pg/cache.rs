@@ -27,7 +27,7 @@ use crate::core::resolve::{Effect, Override};
 use pgrx::prelude::*;
 use pgrx::pg_sys::{self, Datum, Oid};
 use std::cell::{Cell, RefCell};
-use std::ffi::c_void;
+use std::ffi::{c_void, CStr};
 use std::rc::Rc;
 
 thread_local! {
@@ -161,9 +161,10 @@ fn trusted_in_this_statement() -> bool {
     if verdict {
         // SAFETY: processes queued invalidations, which may flush the cache (that is the point).
         unsafe { pg_sys::AcceptInvalidationMessages() };
-        let tables = table_oids();
-        if tables != TABLES.get() {
-            TABLES.set(tables);
+        // Only `grants` is looked up per statement: the tables come and go together, with
+        // the extension, so a new `grants` means new tables.
+        if table_oids([c"grants"])[0] != TABLES.get()[0] {
+            TABLES.set(table_oids(TABLE_NAMES));
             flush();
         }
     }
@@ -217,10 +218,13 @@ fn no_replay_in_flight() -> bool {
     }
 }
 
-/// The tables a check reads (see TABLES); InvalidOid for any missing, as while the
-/// extension is being dropped.
-fn table_oids() -> [Oid; 7] {
-    let names = [c"grants", c"user_roles", c"resource_types", c"permissions", c"roles", c"role_permissions", c"role_permission_removals"];
+/// The tables a check reads, in TABLES' order.
+const TABLE_NAMES: [&CStr; 7] =
+    [c"grants", c"user_roles", c"resource_types", c"permissions", c"roles", c"role_permissions", c"role_permission_removals"];
+
+/// The OIDs of tables of schema authz; InvalidOid for any missing, as while the extension
+/// is being dropped.
+fn table_oids<const N: usize>(names: [&CStr; N]) -> [Oid; N] {
     // SAFETY: syscache lookups.
     unsafe {
         let schema = pg_sys::get_namespace_oid(c"authz".as_ptr(), true);
