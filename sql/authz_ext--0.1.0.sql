@@ -832,25 +832,25 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA authz FROM PUBLIC;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/keys.rs:225
+-- src/pg/keys.rs:220
 -- authz_ext::pg::keys::api_key_get
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/keys.rs:208
+-- src/pg/keys.rs:203
 -- authz_ext::pg::keys::api_key_list
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/keys.rs:169
+-- src/pg/keys.rs:164
 -- authz_ext::pg::keys::api_key_revoke
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/keys.rs:90
+-- src/pg/keys.rs:85
 -- authz_ext::pg::keys::api_key_validate
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
@@ -922,7 +922,7 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA authz FROM PUBLIC;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/cache.rs:232
+-- src/pg/cache.rs:236
 -- authz_ext::pg::cache::authz_note_change
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
