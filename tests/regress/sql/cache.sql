@@ -56,4 +56,11 @@ SELECT authz_check(1, 'document:read', 2) AS after_expiry;
 -- Many users and resources in one statement.
 SELECT u, string_agg(CASE WHEN authz_check(u, 'document:read', r) THEN 'Y' ELSE '.' END, '' ORDER BY r) AS docs
 FROM generate_series(1, 3) AS u, generate_series(1, 4) AS r GROUP BY u ORDER BY u;
+-- The extension dropped and created again in this session: the cache follows the new
+-- tables (a warm entry, then a grant in the new tables).
+DROP EXTENSION authz_ext;
+CREATE EXTENSION authz_ext;
+SELECT array_agg(authz_check(1, 'document:read', r) ORDER BY r) AS after_recreate FROM generate_series(1, 2) r;
+SELECT authz_grant(1, 'document:read', 1) > 0 AS granted;
+SELECT array_agg(authz_check(1, 'document:read', r) ORDER BY r) AS after_grant FROM generate_series(1, 2) r;
 DROP EXTENSION authz_ext;
