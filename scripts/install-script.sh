@@ -7,6 +7,6 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 "$ROOT/scripts/setup.sh" >/dev/null
 install_extension debug >/dev/null
-version=$(sed -n "s/^default_version = '\(.*\)'/\1/p" "$ROOT/authz_ext.control")
+version=$(extension_version)
 cp "$($PG_CONFIG --sharedir)/extension/authz_ext--$version.sql" "$ROOT/sql/authz_ext--$version.sql"
 echo "wrote sql/authz_ext--$version.sql"

@@ -80,6 +80,9 @@ cluster_psql() {
   PGOPTIONS="-c client_min_messages=warning" "$PG_BIN/psql" -X -v ON_ERROR_STOP=1 -q -h "$PGHOST_USED" -p "$PGPORT_USED" -U postgres "$@"
 }
 
+# The extension version the control file names (default_version).
+extension_version() { sed -n "s/^default_version = '\(.*\)'/\1/p" "$ROOT/authz_ext.control"; }
+
 # Builds and installs the extension into the system PostgreSQL ($1: release or debug).
 install_extension() {
   local profile=()

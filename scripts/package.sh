@@ -5,7 +5,7 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 "$ROOT/scripts/setup.sh" >/dev/null
-version=$(sed -n "s/^default_version = '\(.*\)'/\1/p" "$ROOT/authz_ext.control")
+version=$(extension_version)
 name="authz_ext-$version-pg$PG_MAJOR-$(uname -m)"
 build="$ROOT/target/package"
 rm -rf "$build" && mkdir -p "$build/$name/lib" "$build/$name/extension" "$ROOT/dist"
