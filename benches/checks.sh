@@ -7,7 +7,11 @@
 #     authz_can; the trivial pgrx function authz.noop_check with the same arguments (the
 #     floor); the PL/pgSQL resolver of benches/plpgsql_baseline.sql and authz_check with the
 #     cache off (both over 100,000 rows, they are slow);
-#   - pgbench TPS (-M prepared, 2 clients) of one random check against SELECT 1;
+#   - pgbench TPS (-M prepared, 2 and 32 clients) of one random check against SELECT 1;
+#   - with no writes, the share of checks that bypass the cache at 2, 8, 32 and 64 clients
+#     (benches/concurrency.py, one process per client);
+#   - a cached 100,000-row scan, quiet and beside another session's open transaction that
+#     changed grants: idle in transaction, and prepared and left;
 #   - the selective-access policy (README) on a 1,000,000-row table for a user with 100
 #     grants, against the same query written by hand with id = ANY(<the ids>);
 #   - per-row and uncached check cost at 1k, 100k, 1M and 10M grants in total;
@@ -141,11 +145,37 @@ printf 'SELECT 1;\n' > "$DIR/select1.sql"
 # The permission comes in as a variable (-D): pgbench would read ":read" in a literal as one.
 printf '\\set u random(1, 10000)\n\\set r random(1, 1000000)\nSELECT authz_check(:u::bigint, :perm, :r::bigint);\n' > "$DIR/check.sql"
 chown -R postgres:postgres "$DIR"
-tps() {
-  as_postgres "$PG_BIN/pgbench" -h "$PGHOST_USED" -p "$PGPORT_USED" -U postgres -n -M prepared -c 2 -j 2 \
+tps() {  # tps SCRIPT [CLIENTS]
+  as_postgres "$PG_BIN/pgbench" -h "$PGHOST_USED" -p "$PGPORT_USED" -U postgres -n -M prepared -c "${2:-2}" -j 2 \
     -T "$PGBENCH_SECONDS" -D perm=document:read -f "$DIR/$1.sql" "$DB" 2>/dev/null | awk '/^tps = / { printf "%.0f", $3 }'
 }
 TPS_SELECT1=$(tps select1); TPS_CHECK=$(tps check)
+TPS32_SELECT1=$(tps select1 32); TPS32_CHECK=$(tps check 32)
+
+echo "concurrency: cache bypasses with no writes"
+ensure_venv
+declare -A BYPASS
+for clients in 2 8 32 64; do
+  read -r statements bypasses < <("$ROOT/.venv/bin/python" "$ROOT/benches/concurrency.py" \
+    "$PGHOST_USED" "$PGPORT_USED" "$DB" "$clients" 1000)
+  BYPASS[$clients]=$(awk -v b="$bypasses" -v n="$statements" 'BEGIN { printf "%.3f", 100 * b / n }')
+  echo "  $clients clients: $bypasses of $statements checks bypassed the cache"
+done
+
+echo "a cached scan beside an open writer"
+SCAN="SELECT count(*) FROM bench_rows WHERE id <= 100000 AND authz_check(2, 'document:read', id);"
+SCAN_QUIET=$(timed "" "$SCAN")
+# A session idle in a transaction that changed grants: psql waits for more input.
+{ printf "BEGIN;\nSELECT authz_grant('bench-bystander', 'document:read', 1);\n"; sleep 600; } \
+  | PGAPPNAME=bench_open_writer cluster_psql -d "$DB" >/dev/null 2>&1 &
+WRITER=$!
+until [ "$(sql -c "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'bench_open_writer'
+                   AND state = 'idle in transaction'")" = 1 ]; do sleep 0.1; done
+SCAN_IDLE_WRITER=$(timed "" "$SCAN")
+kill "$WRITER" 2>/dev/null; wait "$WRITER" 2>/dev/null || true
+sql -q -c "BEGIN" -c "SELECT authz_grant('bench-bystander', 'document:read', 1)" -c "PREPARE TRANSACTION 'bench_open_writer'"
+SCAN_PREPARED=$(timed "" "$SCAN")
+sql -q -c "ROLLBACK PREPARED 'bench_open_writer'"
 
 echo "flatness: 10M grants (adding 9,000,000)"
 add_grants 10001 19000 1000 >/dev/null; flat_point 10M
@@ -165,6 +195,12 @@ cat <<TABLE
 | authz_check with authz.cache = off, grants-only user (ns/row)   | $UNCACHED | $(ratio "$UNCACHED" "$GRANTS_USER")x cached |
 | pgbench TPS, SELECT 1                                           | $TPS_SELECT1 | 1.00 |
 | pgbench TPS, one random authz_check                             | $TPS_CHECK | $(ratio "$TPS_CHECK" "$TPS_SELECT1") of SELECT 1 |
+| pgbench TPS at 32 clients, SELECT 1                             | $TPS32_SELECT1 | 1.00 |
+| pgbench TPS at 32 clients, one random authz_check               | $TPS32_CHECK | $(ratio "$TPS32_CHECK" "$TPS32_SELECT1") of SELECT 1 |
+| checks bypassing the cache, no writes, 2 / 8 / 32 / 64 clients (%) | ${BYPASS[2]} / ${BYPASS[8]} / ${BYPASS[32]} / ${BYPASS[64]} | |
+| cached scan, 100,000 rows, quiet (ms)                           | $SCAN_QUIET | 1.00 |
+| the same, beside a session idle in a transaction that granted (ms) | $SCAN_IDLE_WRITER | $(ratio "$SCAN_IDLE_WRITER" "$SCAN_QUIET")x quiet |
+| the same, beside a prepared transaction that granted (ms)       | $SCAN_PREPARED | $(ratio "$SCAN_PREPARED" "$SCAN_QUIET")x quiet |
 | selective policy, 100 grants, 1M rows, under RLS (ms)           | $SEL_RLS | $(ratio "$SEL_RLS" "$SEL_HAND")x by hand |
 | the same by hand, id = ANY(ids), no RLS (ms)                    | $SEL_HAND | 1.00 |
 | cached check at 1k / 100k / 1M / 10M grants (ns/row)            | ${FLAT_CACHED[1k]} / ${FLAT_CACHED[100k]} / ${FLAT_CACHED[1M]} / ${FLAT_CACHED[10M]} | $(ratio "${FLAT_CACHED[10M]}" "${FLAT_CACHED[1k]}")x 10M vs 1k |

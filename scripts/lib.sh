@@ -20,6 +20,10 @@ run_dir() {
 
 as_postgres() { (cd / && sudo -u postgres -- "$@"); }
 
+# Every cluster preloads authz_ext (its decision cache needs shared memory), may hold
+# prepared transactions, and may publish by logical replication.
+SERVER_SETTINGS="-c shared_preload_libraries=authz_ext -c max_prepared_transactions=10 -c wal_level=logical"
+
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # cluster_start NAME FIRST_PORT: initializes (once) and starts the cluster NAME, and sets
@@ -48,7 +52,7 @@ cluster_start() {
   echo "$port" > "$CLUSTER_DIR/port"
   PGPORT_USED=$port
   as_postgres "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" -l "$CLUSTER_DIR/server.log" -w -t 60 start \
-    -o "-p $port -k $PGHOST_USED -c listen_addresses=127.0.0.1" >/dev/null
+    -o "-p $port -k $PGHOST_USED -c listen_addresses=127.0.0.1 $SERVER_SETTINGS" >/dev/null
 }
 
 # standby_start NAME FIRST_PORT: a fresh hot standby of the cluster last started, made
@@ -65,7 +69,7 @@ standby_start() {
   STANDBY_PORT=$port
   STANDBY_HOST="$dir/socket"
   as_postgres "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start \
-    -o "-p $port -k $dir/socket -c listen_addresses=127.0.0.1 -c hot_standby=on" >/dev/null
+    -o "-p $port -k $dir/socket -c listen_addresses=127.0.0.1 -c hot_standby=on $SERVER_SETTINGS" >/dev/null
 }
 
 cluster_stop() {
@@ -83,10 +87,20 @@ cluster_psql() {
 # The extension version the control file names (default_version).
 extension_version() { sed -n "s/^default_version = '\(.*\)'/\1/p" "$ROOT/authz_ext.control"; }
 
+# Moves the installed library aside, so that what is installed next is a new file: a
+# server that preloads authz_ext keeps the old one mapped, and overwriting it in place (as
+# cargo pgrx install and test do) crashes those processes.
+set_installed_library_aside() {
+  local lib
+  lib="$($PG_CONFIG --pkglibdir)/authz_ext.so"
+  if [ -e "$lib" ]; then mv -f "$lib" "$lib.replaced"; fi
+}
+
 # Builds and installs the extension into the system PostgreSQL ($1: release or debug).
 install_extension() {
   local profile=()
   [ "$1" = release ] && profile=(--release)
+  set_installed_library_aside
   (cd "$ROOT" && cargo pgrx install "${profile[@]}" --pg-config "$PG_CONFIG")
 }
 

@@ -28,6 +28,7 @@ unit_tests() { cargo test --lib --quiet -- core::; }
 
 pg_tests() {
   mkdir -p "$RUN/pgrx-test" && chown postgres:postgres "$RUN/pgrx-test"
+  set_installed_library_aside
   cargo pgrx test pg$PG_MAJOR --runas postgres --pgdata "$RUN/pgrx-test/data"
 }
 

@@ -1,35 +1,74 @@
--- authz_ext: what keeps the decision cache exact (src/pg/cache.rs). Every statement that
--- changes a table a check reads — through the functions or directly, COPY and pg_restore
--- included — calls authz.note_change(), which takes the writers' advisory lock to the end
--- of the transaction and queues a cache invalidation (of the changed table) for every
--- backend.
+-- authz_ext: what keeps the decision cache exact (src/pg/cache, docs/ARCHITECTURE.md).
+--
+-- The one list of the tables a check reads. A change to any of them — through the
+-- functions or directly, COPY, TRUNCATE and pg_restore included, and in
+-- session_replication_role = replica (logical replication's apply, bulk loaders) — fires
+-- authz.note_change(), which queues an invalidation of the changed table for every
+-- backend and has the transaction announce its commit. The argument says what a change
+-- makes stale: 'facts' (the cached users) or 'catalog' (everything). Backends read this
+-- list from pg_trigger; a test checks that every table a check reads is in it.
+--
+-- Statement triggers fire in every mode (ALWAYS). Logical replication's apply fires no
+-- statement triggers but TRUNCATE's, so row triggers fire in replica mode (REPLICA).
 
-CREATE FUNCTION authz.note_change(changed_table oid)
-RETURNS void LANGUAGE c VOLATILE
+CREATE FUNCTION authz.note_change()
+RETURNS trigger LANGUAGE c
 AS 'MODULE_PATHNAME', 'authz_note_change_wrapper';
-
-CREATE FUNCTION authz.note_change_trigger()
-RETURNS trigger LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    PERFORM authz.note_change(TG_RELID);
-    RETURN NULL;
-END;
-$$;
 
 DO $$
 DECLARE
     v_table text;
+    v_kind text;
 BEGIN
-    FOREACH v_table IN ARRAY ARRAY['resource_types', 'permissions', 'roles', 'role_permissions',
-                                   'role_permission_removals', 'user_roles', 'grants']
+    FOR v_table, v_kind IN
+        VALUES ('grants', 'facts'), ('user_roles', 'facts'),
+               ('resource_types', 'catalog'), ('permissions', 'catalog'), ('roles', 'catalog'),
+               ('role_permissions', 'catalog'), ('role_permission_removals', 'catalog')
     LOOP
         EXECUTE pg_catalog.format(
             'CREATE TRIGGER note_change AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON authz.%I
-             FOR EACH STATEMENT EXECUTE FUNCTION authz.note_change_trigger()', v_table);
+             FOR EACH STATEMENT EXECUTE FUNCTION authz.note_change(%L)', v_table, v_kind);
+        EXECUTE pg_catalog.format(
+            'CREATE TRIGGER note_change_replica AFTER INSERT OR UPDATE OR DELETE ON authz.%I
+             FOR EACH ROW EXECUTE FUNCTION authz.note_change(%L)', v_table, v_kind);
+        EXECUTE pg_catalog.format('ALTER TABLE authz.%I ENABLE ALWAYS TRIGGER note_change', v_table);
+        EXECUTE pg_catalog.format('ALTER TABLE authz.%I ENABLE REPLICA TRIGGER note_change_replica', v_table);
     END LOOP;
 END;
 $$;
 
+-- ALTER TABLE ... ENABLE TRIGGER ALL (as pg_restore --disable-triggers ends each table)
+-- makes every trigger fire in origin mode only. While that lasts the caches are not
+-- trusted (src/pg/cache/tables.rs); this puts the modes back after any ALTER TABLE.
+-- DISABLE is left alone: it is deliberate, and the caches are not trusted meanwhile.
+CREATE FUNCTION authz.restore_trigger_modes()
+RETURNS event_trigger LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_table text;
+    v_trigger text;
+BEGIN
+    FOR v_table, v_trigger IN
+        SELECT c.relname, t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+        WHERE t.tgfoid = 'authz.note_change()'::regprocedure AND t.tgenabled = 'O'
+    LOOP
+        EXECUTE format('ALTER TABLE authz.%I ENABLE %s TRIGGER %I', v_table,
+                       CASE v_trigger WHEN 'note_change' THEN 'ALWAYS' ELSE 'REPLICA' END, v_trigger);
+    END LOOP;
+END;
+$$;
+CREATE EVENT TRIGGER authz_restore_trigger_modes ON ddl_command_end WHEN TAG IN ('ALTER TABLE')
+    EXECUTE FUNCTION authz.restore_trigger_modes();
+ALTER EVENT TRIGGER authz_restore_trigger_modes ENABLE ALWAYS;
+
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA authz FROM PUBLIC;
+
+DO $$
+BEGIN
+    IF pg_catalog.strpos(pg_catalog.current_setting('shared_preload_libraries'), 'authz_ext') = 0 THEN
+        RAISE WARNING 'authz_ext is not in shared_preload_libraries: checks will read the tables every time (no decision cache)'
+            USING HINT = 'Add authz_ext to shared_preload_libraries in postgresql.conf and restart the server.';
+    END IF;
+END;
+$$;

@@ -4,8 +4,10 @@
 pub mod cache;
 pub mod context;
 pub mod error;
+pub mod heap;
 pub mod ids;
 pub mod keys;
+pub mod misses;
 pub mod permission;
 pub mod resolve;
 pub mod token;

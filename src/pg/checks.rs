@@ -1,7 +1,8 @@
 //! The permission checks: authz_check, authz_explain, authz_require.
 
 use super::cache;
-use super::fresh::{self, Statement};
+use super::clock;
+use super::latest::{self, Statement};
 use super::ids::{id_text, optional_id_text};
 use super::owner::as_owner;
 use super::report::{raise, OrRaise};
@@ -45,8 +46,9 @@ pub(super) fn allowed(user: &str, permission: Option<&str>, resource: Option<Any
 /// not to be trusted in this statement, and hands the decision and its facts to `read`.
 /// Raises 22023 for a malformed or unknown permission.
 fn decide_with<R>(user: &str, permission: &str, resource: Option<&str>, read: impl Fn(Decision, &Facts) -> R) -> R {
-    let now = cache::statement_start();
     let evaluate = |facts: &Facts| {
+        // The clock is read only when an override that could decide expires.
+        let now = if facts.expiry_matters(resource) { clock::now() } else { 0 };
         let decision = resolve(facts.resource_level_for(resource), &facts.type_level, facts.role_allows, now);
         (facts.known_permission, decision.allowed, read(decision, facts))
     };
@@ -126,8 +128,8 @@ fn authz_resources(user_id: Option<AnyElement>, permission: Option<&str>) -> Set
     let user = id_text("user_id", user).or_raise();
     // The same errors as a check for a malformed or unknown permission.
     decide_with(&user, permission, None, |_, _| ());
-    let args = [user.as_str().into_datum(), permission.into_datum(), Some(pg_sys::Datum::from(cache::statement_start()))];
-    let found = as_owner(|| fresh::query(&EXPLICIT_RESOURCES, &args, |row| row.get::<String>(1).unwrap_or_default()));
+    let args = [user.as_str().into_datum(), permission.into_datum(), Some(pg_sys::Datum::from(clock::now()))];
+    let found = as_owner(|| latest::query(&EXPLICIT_RESOURCES, &args, |row| row.get::<String>(1).unwrap_or_default()));
     SetOfIterator::new(found)
 }
 

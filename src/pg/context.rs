@@ -5,9 +5,9 @@
 //! transaction callbacks end it with the transaction and undo it with a rolled-back
 //! savepoint, so the next transaction on a pooled connection starts with none.
 
-use super::cache::statement_start;
 use super::checks::allowed;
-use super::fresh::{self, Statement};
+use super::clock;
+use super::latest::{self, Statement};
 use super::ids::optional_id_text;
 use super::keys::validate;
 use super::owner::as_owner;
@@ -131,9 +131,9 @@ static KEY_ALLOWS: Statement = Statement {
 /// Whether the principal's key is still live (a revocation or expiry since
 /// authz_authenticate counts at once) and has a scope covering the permission.
 fn key_allows(key_id: [u8; 16], permission: &str) -> bool {
-    let now = pg_sys::Datum::from(statement_start());
+    let now = pg_sys::Datum::from(clock::now());
     let args = [Uuid::from_bytes(key_id).into_datum(), permission.into_datum(), Some(now)];
-    as_owner(|| fresh::query(&KEY_ALLOWS, &args, |row| row.get::<bool>(1).unwrap_or(false)))
+    as_owner(|| latest::query(&KEY_ALLOWS, &args, |row| row.get::<bool>(1).unwrap_or(false)))
         .first()
         .copied()
         .unwrap_or(false)

@@ -9,8 +9,8 @@ pub static KEY_LAST_USED_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(60);
 /// Whether checks use the backend-local decision cache.
 pub static CACHE_ENABLED: GucSetting<bool> = GucSetting::<bool>::new(true);
 
-/// The decision cache's budget per backend, in overrides held (plus one per entry).
-pub static CACHE_MAX_OVERRIDES: GucSetting<i32> = GucSetting::<i32>::new(100_000);
+/// The decision cache's budget per backend, in kB.
+pub static CACHE_MEMORY_KB: GucSetting<i32> = GucSetting::<i32>::new(16 * 1024);
 
 /// A request id for the audit log; read in SQL (sql/internal.sql, write_audit), registered
 /// here so that SHOW and pg_settings describe it.
@@ -28,20 +28,20 @@ pub fn register() {
     GucRegistry::define_bool_guc(
         c"authz.cache",
         c"Whether permission checks use the backend-local decision cache.",
-        c"Answers are the same either way (see the README, \"Decision cache\"); off reads the tables on every check.",
+        c"Answers are the same either way; off reads the tables on every check. The cache needs shared_preload_libraries = 'authz_ext'.",
         &CACHE_ENABLED,
         GucContext::Userset,
         GucFlags::default(),
     );
     GucRegistry::define_int_guc(
-        c"authz.cache_max_overrides",
-        c"Per-backend budget of the decision cache, in overrides held (each cached user and permission counts one more).",
-        c"The least recently used entries are evicted first; a user with more overrides for one permission than this is never cached.",
-        &CACHE_MAX_OVERRIDES,
+        c"authz.cache_memory",
+        c"Memory each backend's decision cache may hold: cached users, the log of recent misses (an eighth more) and the catalog.",
+        c"The least recently used users go first; a user whose overrides for one permission do not fit is read row by row, never cached. 0 caches nothing.",
+        &CACHE_MEMORY_KB,
         0,
-        i32::MAX,
-        GucContext::Userset,
-        GucFlags::default(),
+        4 * 1024 * 1024,
+        GucContext::Suset,
+        GucFlags::UNIT_KB,
     );
     GucRegistry::define_int_guc(
         c"authz.key_last_used_interval",
@@ -53,4 +53,11 @@ pub fn register() {
         GucContext::Suset,
         GucFlags::UNIT_S,
     );
+}
+
+/// After every authz.* setting is defined: an unknown one is an error (a typo like
+/// authz.cahce is not silently a placeholder).
+pub fn reserve_prefix() {
+    // SAFETY: PostgreSQL's own call for this (PostgreSQL 15 and later).
+    unsafe { pgrx::pg_sys::MarkGUCPrefixReserved(c"authz".as_ptr()) };
 }

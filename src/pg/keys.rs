@@ -3,8 +3,8 @@
 //! line or error message can contain it.
 
 use super::admin::{call, required, rows, stored_user};
-use super::cache::statement_start;
-use super::fresh::{self, value, IndexKey};
+use super::clock;
+use super::latest::{self, value, IndexKey};
 use super::gucs::KEY_LAST_USED_INTERVAL;
 use super::ids::optional_id_text;
 use super::owner::as_owner;
@@ -57,10 +57,10 @@ pub(super) struct StoredKey {
 }
 
 /// The key whose hash the token has, read through the unique index on `key_hash`, and
-/// its `last_used_at` through the usage table's primary key (see fresh::Reader).
+/// its `last_used_at` through the usage table's primary key (see latest::Reader).
 fn find_key(token: &str) -> Option<StoredKey> {
     let hash = token::hash(token).as_slice().into_datum().expect("a bytea datum");
-    let reader = fresh::Reader::new();
+    let reader = latest::Reader::new();
     let columns = [c"id", c"user_id", c"scopes", c"expires_at", c"revoked_at"];
     let by_hash = [IndexKey { equality: pg_sys::F_BYTEAEQ, value: hash }];
     let mut key = reader
@@ -116,10 +116,11 @@ fn look_up(token: Option<&str>) -> (Status, Option<StoredKey>) {
     }
     let key = find_key(token.expect("precheck passed a token"));
     let state = key.as_ref().map(|k| KeyState { revoked: k.revoked, expires_at: k.expires_at.map(i64::from) });
-    match keys::status(state, statement_start()) {
+    let now = clock::now();
+    match keys::status(state, now) {
         Status::Valid => {
             let key = key.expect("a valid key was found");
-            note_use(&key);
+            note_use(&key, now);
             (Status::Valid, Some(key))
         }
         status => (status, None),
@@ -129,8 +130,7 @@ fn look_up(token: Option<&str>) -> (Status, Option<StoredKey>) {
 /// Writes `last_used_at` when it is older than authz.key_last_used_interval: never in a
 /// read-only transaction, a parallel worker or on a hot standby, and never so that
 /// validation fails (a concurrent update or lock is skipped, see subxact.rs).
-fn note_use(key: &StoredKey) {
-    let now = statement_start();
+fn note_use(key: &StoredKey, now: i64) {
     let interval = KEY_LAST_USED_INTERVAL.get();
     if !keys::last_used_due(key.last_used_at.map(i64::from), now, interval) {
         return;

@@ -4,20 +4,22 @@
 mod admin;
 mod cache;
 mod checks;
+mod clock;
 mod context;
-mod fresh;
 mod gucs;
 mod ids;
 mod keys;
+mod latest;
 mod owner;
 mod report;
 mod stats;
 mod subxact;
 
-/// What the library sets up when it is loaded: its settings and transaction callbacks.
+/// What the library sets up when it is loaded: its settings, callbacks and shared memory.
 pub fn register() {
     gucs::register();
     stats::register();
     context::register_callbacks();
-    cache::register_callbacks();
+    cache::register();
+    gucs::reserve_prefix();
 }

@@ -1,5 +1,6 @@
-//! Observability: this backend's counters (`authz_stats()`), and log lines for denials
-//! (`authz.log_denials`). Counters are plain thread-locals: a check pays one increment.
+//! Observability: this backend's counters and memory (`authz_stats()`), and log lines for
+//! denials (`authz.log_denials`). Counters are plain thread-locals: a check pays one
+//! increment.
 
 use crate::core::keys::Status;
 use pgrx::prelude::*;
@@ -64,8 +65,14 @@ pub fn key_validated(status: Status) {
 fn authz_stats() -> TableIterator<'static, (name!(counter, String), name!(value, i64), name!(description, String))> {
     let values: Vec<i64> = COUNTS.with(|counts| counts.iter().map(Cell::get).collect());
     let checks = values[Counter::Allows as usize] + values[Counter::Denies as usize];
-    let rows = std::iter::once(("checks".to_string(), checks, "permission checks answered since the backend started".to_string()))
-        .chain(NAMES.iter().zip(values).map(|((name, what), value)| (name.to_string(), value, what.to_string())))
+    let gauges = [
+        ("cache_bytes", super::cache::bytes(), "memory the decision cache holds now (estimated; bounded by authz.cache_memory)"),
+        ("heap_bytes", crate::heap_bytes(), "memory authz_ext's own code holds now in this backend, measured (the cache included)"),
+    ];
+    let rows = std::iter::once(("checks", checks, "permission checks answered since the backend started"))
+        .chain(NAMES.iter().zip(values).map(|((name, what), value)| (*name, value, *what)))
+        .chain(gauges.map(|(name, bytes, what)| (name, i64::try_from(bytes).unwrap_or(i64::MAX), what)))
+        .map(|(name, value, what)| (name.to_string(), value, what.to_string()))
         .collect::<Vec<_>>();
     TableIterator::new(rows)
 }

@@ -2,9 +2,7 @@
 loses no acknowledged grant and leaves no half-written one; a cancel in the middle of a
 cache fill leaves nothing half-built; errors on every path leave the backend usable."""
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -12,37 +10,10 @@ import time
 import psycopg
 import pytest
 
-PG_BIN = os.environ.get("AUTHZ_TEST_PG_BIN", "/usr/lib/postgresql/15/bin")
-SCRATCH = os.environ.get("AUTHZ_TEST_SCRATCH", "/tmp")
+from conftest import ScratchCluster
 
 
-def as_postgres(*cmd, check=True):
-    """Runs a PostgreSQL program as the postgres OS user (the tests run as root in CI)."""
-    prefix = ["sudo", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    return subprocess.run([*prefix, *cmd], check=check, capture_output=True, text=True, cwd="/")
-
-
-class ScratchCluster:
-    """A throwaway cluster of our own, which the test may crash."""
-
-    def __init__(self, name, port):
-        self.dir = os.path.join(SCRATCH, name)
-        self.data = os.path.join(self.dir, "data")
-        self.port = port
-        shutil.rmtree(self.dir, ignore_errors=True)
-        os.makedirs(self.dir)
-        if os.geteuid() == 0:
-            shutil.chown(self.dir, "postgres", "postgres")
-        as_postgres(f"{PG_BIN}/initdb", "-D", self.data, "-U", "postgres", "--auth-local=trust",
-                    "-E", "UTF8", "--locale=C.UTF-8")
-
-    def start(self):
-        as_postgres(f"{PG_BIN}/pg_ctl", "-D", self.data, "-l", os.path.join(self.dir, "server.log"), "-w",
-                    "-t", "120", "start", "-o", f"-p {self.port} -k {self.dir} -c listen_addresses=''")
-
-    def connect(self, **kwargs):
-        return psycopg.connect(host=self.dir, port=self.port, user="postgres", dbname="postgres", **kwargs)
-
+class CrashableCluster(ScratchCluster):
     def crash(self):
         """SIGKILL to the postmaster and all its children at once, like a power cut."""
         with open(os.path.join(self.data, "postmaster.pid")) as f:
@@ -58,19 +29,9 @@ class ScratchCluster:
             assert time.monotonic() < deadline, "the killed processes did not go away"
             time.sleep(0.05)
 
-    def destroy(self):
-        as_postgres(f"{PG_BIN}/pg_ctl", "-D", self.data, "-m", "immediate", "stop", check=False)
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def test_crash_during_a_stream_of_grants_keeps_exactly_the_committed_ones():
-    cluster = ScratchCluster("authz_crash", free_port())
+    cluster = CrashableCluster("authz_crash")
     try:
         cluster.start()
         with cluster.connect(autocommit=True) as conn:

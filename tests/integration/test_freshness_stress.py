@@ -1,18 +1,23 @@
 """A randomized stress run with an oracle (DESIGN.md section 4): writer sessions commit
 grants, revokes, role changes and key rotations (revoke one key, create another) while
-checker sessions check and validate keys, in READ COMMITTED and in
-REPEATABLE READ transactions opened long before. Every answer must be the one of a state
+checker sessions check and validate keys, in READ COMMITTED and in REPEATABLE READ
+transactions opened long before, in messages of several statements, and from 32 reader
+connections at once; meanwhile other transactions that changed authorization data stay
+open for long stretches, and one stays prepared. Every answer must be the one of a state
 committed between the moment the check's statement began and the moment it returned;
-anything else is a stale answer, and there must be none. Runs with whatever authz.cache
-the test command set (it runs the suite with the cache on and with it off)."""
+anything else is a stale answer, and there must be none. With the cache on, the cache must
+also have answered a good share of the checks (an unused cache is never stale)."""
 import random
 import threading
 import time
 import uuid
 
+from conftest import connect, stats, unique
+
 USER = f"stress-{uuid.uuid4()}"
 RESOURCES = [1, 2, 3]
 SECONDS = 4
+READERS = 32
 
 
 class Oracle:
@@ -114,29 +119,115 @@ def checker(conn, oracle, rng, stop, repeatable_read, results):
         conn.execute("ROLLBACK")
 
 
-def test_no_stale_answer_under_concurrent_changes(sessions):
+def message_checker(conn, oracle, rng, stop, results):
+    """Three checks in one simple-Query message, with a pause between them."""
+    while not stop.is_set():
+        resources = [rng.choice(RESOURCES) for _ in range(3)]
+        statements = "; SELECT pg_sleep(0.01); ".join(
+            f"SELECT authz_check('{USER}'::text, 'document:read', {r})" for r in resources)
+        with oracle.lock:
+            first = len(oracle.history) - 1
+        cursor = conn.execute(statements)
+        answers = []
+        while True:
+            row = cursor.fetchone()
+            if isinstance(row[0], bool):
+                answers.append(row[0])
+            if not cursor.nextset():
+                break
+        with oracle.lock:
+            last = len(oracle.history) - 1
+        results.extend(("check", a in oracle.answers(first, last, r)) for a, r in zip(answers, resources))
+
+
+def reader(conn, oracle, rng, stop, results):
+    while not stop.is_set():
+        resource = rng.choice(RESOURCES)
+        with oracle.lock:
+            first = len(oracle.history) - 1
+        answer = conn.execute("SELECT authz_check(%s::text, 'document:read', %s)", (USER, resource)).fetchone()[0]
+        with oracle.lock:
+            last = len(oracle.history) - 1
+        results.append(("check", answer in oracle.answers(first, last, resource)))
+
+
+def long_writer(conn, rng, stop):
+    """Keeps a transaction that changed authorization data (of another user) open."""
+    while not stop.is_set():
+        conn.execute("SELECT authz_grant(%s::text, 'document:read', 1)", (unique("bystander"),))
+        stop.wait(rng.uniform(0.3, 1.0))
+        conn.rollback() if rng.random() < 0.5 else conn.commit()
+
+
+def test_no_stale_answer_under_concurrent_changes(sessions, cache):
     oracle = Oracle()
     stop = threading.Event()
     results = []
+    gid = unique("stress")
+    prepared = sessions()
+    prepared.execute("SELECT authz_grant(%s::text, 'document:read', 1)", (unique("bystander"),))
+    prepared.execute(f"PREPARE TRANSACTION '{gid}'")
+    checkers = [sessions(autocommit=True) for _ in range(3 + READERS)]
     threads = [
         threading.Thread(target=writer, args=(sessions(), oracle, random.Random(seed), stop))
         for seed in (1, 2)
     ] + [
-        threading.Thread(
-            target=checker, args=(sessions(autocommit=True), oracle, random.Random(seed), stop, rr, results)
-        )
-        for seed, rr in ((3, False), (4, True))
+        threading.Thread(target=long_writer, args=(sessions(), random.Random(seed), stop)) for seed in (5, 6)
+    ] + [
+        threading.Thread(target=checker, args=(checkers[0], oracle, random.Random(3), stop, False, results)),
+        threading.Thread(target=checker, args=(checkers[1], oracle, random.Random(4), stop, True, results)),
+        threading.Thread(target=message_checker, args=(checkers[2], oracle, random.Random(7), stop, results)),
+    ] + [
+        threading.Thread(target=reader, args=(conn, oracle, random.Random(10 + i), stop, results))
+        for i, conn in enumerate(checkers[3:])
     ]
-    for t in threads:
-        t.start()
-    time.sleep(SECONDS)
-    stop.set()
-    for t in threads:
-        t.join(timeout=30)
+    try:
+        for t in threads:
+            t.start()
+        time.sleep(SECONDS)
+        stop.set()
+        for t in threads:
+            t.join(timeout=30)
+    finally:
+        with connect(autocommit=True) as admin:
+            admin.execute(f"ROLLBACK PREPARED '{gid}'")
+    counters = [stats(conn) for conn in checkers]
+    hits = sum(c["cache_hits"] for c in counters)
+    lookups = hits + sum(c["cache_misses"] + c["cache_bypasses"] for c in counters)
     checks = [ok for kind, ok in results if kind == "check"]
     validations = [ok for kind, ok in results if kind == "key"]
     stale = checks.count(False) + validations.count(False)
-    print(f"stress: {len(checks)} checks, {len(validations)} key validations, {len(oracle.history) - 1} commits, "
-          f"{len(oracle.tokens)} keys, {stale} stale")
-    assert len(oracle.history) > 20 and len(checks) > 100 and len(validations) > 50, "the run did too little"
+    print(f"stress (cache {cache}): {len(checks)} checks, {len(validations)} key validations, "
+          f"{len(oracle.history) - 1} commits, {len(oracle.tokens)} keys, {stale} stale; "
+          f"cache hits {hits} of {lookups} lookups")
+    assert len(oracle.history) > 20 and len(checks) > 1000 and len(validations) > 50, "the run did too little"
     assert stale == 0
+    if cache == "on":
+        assert hits > lookups // 5, "the cache was hardly used"
+
+
+def test_readers_never_make_each_other_bypass_the_cache(sessions):
+    """No writes at all: 32 sessions checking at once must all be answered from the cache
+    (reader against reader, nothing may conflict)."""
+    user = unique("readers")
+    sessions(autocommit=True).execute("SELECT authz_grant(%s::text, 'document:read', 1)", (user,))
+    conns = [sessions(autocommit=True, options="-c authz.cache=on") for _ in range(READERS)]
+    for conn in conns:  # warm: a first sighting, then a whole load
+        for _ in range(2):
+            conn.execute("SELECT authz_check(%s::text, 'document:read', 1)", (user,))
+    before = [stats(conn) for conn in conns]
+
+    def run(conn):
+        for _ in range(200):
+            assert conn.execute("SELECT authz_check(%s::text, 'document:read', 1)", (user,)).fetchone()[0]
+
+    threads = [threading.Thread(target=run, args=(conn,)) for conn in conns]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    after = [stats(conn) for conn in conns]
+    bypasses = sum(a["cache_bypasses"] - b["cache_bypasses"] for a, b in zip(after, before))
+    hits = sum(a["cache_hits"] - b["cache_hits"] for a, b in zip(after, before))
+    print(f"readers: {READERS} sessions, {hits} hits, {bypasses} bypasses")
+    assert bypasses == 0 and hits == READERS * 200

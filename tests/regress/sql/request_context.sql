@@ -131,21 +131,19 @@ SELECT authz_current_user() AS after_failed_block;
 COMMIT;
 SELECT authz_current_user() AS after_commit;
 
--- Spoofing: no setting holds the principal; SET, SET LOCAL, set_config, RESET and SET ROLE
--- change nothing.
+-- Spoofing: no setting holds the principal. Names under authz. are reserved (an error);
+-- other settings, SET LOCAL, set_config, RESET and SET ROLE change nothing.
+SET authz.principal = '300';
+SELECT set_config('authz.current_user', '300', false);
 BEGIN;
 SELECT authz_set_user(100);
-SET LOCAL authz.current_principal = '300';
-SET LOCAL authz.user_id = '300';
-SET LOCAL authz.principal = '300';
-SELECT set_config('authz.current_user', '300', true), set_config('authz.principal', '300', false);
+SET LOCAL app.user_id = '300';
+SELECT set_config('app.principal', '300', true);
 RESET ALL;
 SET LOCAL ROLE authz_ctx_app_keys;
 SELECT authz_current_user() AS principal, authz_can('document:delete', 1) AS can_delete;
 ROLLBACK;
-SET authz.principal = '300';
 SELECT authz_current_user() AS principal_outside_transaction;
-RESET authz.principal;
 
 -- A principal cannot survive an error: the failed transaction ends with it.
 BEGIN;

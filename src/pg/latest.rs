@@ -6,8 +6,8 @@
 //! made before the check's statement began (and any made since), and the transaction's
 //! own changes up to the current command, including those made earlier in the same
 //! statement. The decision cache is filled the same way, so answers match with it on or
-//! off. (Inside a parallel query PostgreSQL forbids taking a snapshot; there the
-//! statement's is used; see the README's "Freshness" notes.)
+//! off. Inside a parallel query, where PostgreSQL's own latest snapshot is off limits, a
+//! snapshot of our own is taken the same way.
 //!
 //! Two ways to read: `query` runs a prepared SQL statement through SPI; a `Reader`
 //! reads tables through their indexes directly, without the executor, for the
@@ -75,7 +75,7 @@ pub fn query<R>(
         let mut values: Vec<Datum> = args.iter().map(|a| a.unwrap_or(Datum::from(0))).collect();
         let nulls: Vec<std::ffi::c_char> =
             args.iter().map(|a| if a.is_some() { b' ' } else { b'n' } as std::ffi::c_char).collect();
-        let snapshot = fresh_snapshot();
+        let snapshot = latest_snapshot();
         let pushed = !pg_sys::ActiveSnapshotSet() || snapshot != pg_sys::GetActiveSnapshot();
         if pushed {
             pg_sys::PushActiveSnapshot(snapshot);
@@ -115,16 +115,20 @@ unsafe fn plan_for(statement: &'static Statement) -> pg_sys::SPIPlanPtr {
     plan
 }
 
-/// The snapshot a read must use: the latest one (except in parallel mode, where none may be
-/// taken), else the statement's.
-unsafe fn fresh_snapshot() -> pg_sys::Snapshot {
+/// The snapshot a read must use: the latest one.
+unsafe fn latest_snapshot() -> pg_sys::Snapshot {
     if !pg_sys::IsInParallelMode() {
-        pg_sys::GetLatestSnapshot()
-    } else if pg_sys::ActiveSnapshotSet() {
-        pg_sys::GetActiveSnapshot()
-    } else {
-        pg_sys::GetTransactionSnapshot()
+        return pg_sys::GetLatestSnapshot();
     }
+    // GetLatestSnapshot refuses to update PostgreSQL's secondary snapshot in parallel mode
+    // (workers share the leader's snapshots). A check runs in the leader (PARALLEL
+    // RESTRICTED) and reads only authz tables, so it takes one of its own, as
+    // GetTransactionSnapshot does in parallel mode under READ COMMITTED; the callers copy
+    // it (RegisterSnapshot, PushActiveSnapshot) before the next call overwrites it.
+    static mut OWN: pg_sys::SnapshotData = unsafe { std::mem::zeroed() };
+    let own = &raw mut OWN;
+    (*own).snapshot_type = pg_sys::SnapshotType::SNAPSHOT_MVCC;
+    pg_sys::GetSnapshotData(own)
 }
 
 /// Equality on one column of an index: the comparison function (`F_*` of pg_sys) and the
@@ -144,7 +148,7 @@ pub struct Reader {
 impl Reader {
     pub fn new() -> Self {
         // SAFETY: registered here, unregistered by Drop (or by the resource owner on error).
-        Reader { snapshot: unsafe { pg_sys::RegisterSnapshot(fresh_snapshot()) } }
+        Reader { snapshot: unsafe { pg_sys::RegisterSnapshot(latest_snapshot()) } }
     }
 
     /// Reads the rows of `authz.<table>` found through `authz.<index>` by `keys` (at most

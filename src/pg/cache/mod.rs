@@ -1,0 +1,206 @@
+//! The backend-local decision cache (core::cache), and how checks use it:
+//! - trust.rs: whether the cache may answer this check (DESIGN.md section 4);
+//! - writers.rs: what transactions that change authorization data do for that;
+//! - tables.rs: which tables' changes invalidate what (from their triggers);
+//! - uncached.rs: the SQL path, when the cache may not answer or is off.
+//!
+//! A hit is a hash lookup. A miss is read by direct index scans under the latest snapshot
+//! (core::misses decides how much), with the catalog side cached apart from users.
+
+mod tables;
+mod trust;
+mod uncached;
+mod writers;
+
+pub use uncached::load_for_check;
+
+use super::clock;
+use super::gucs::CACHE_MEMORY_KB;
+use super::latest::{self, value, IndexKey, Statement};
+use super::owner::as_owner;
+use super::stats::{self, Counter};
+use crate::core::cache::{Cache, Catalog, Facts};
+use crate::core::misses::{MissLog, OnMiss, OVERRIDE_BYTES, REPEAT_LOAD_LIMIT};
+use crate::core::resolve::{Effect, Override};
+use pgrx::prelude::*;
+use pgrx::pg_sys;
+use std::cell::RefCell;
+use std::rc::Rc;
+use tables::Epochs;
+
+/// Cached state is only used while the invalidation epochs it was filled at are current;
+/// nothing but the code below touches it (invalidation callbacks only bump the epochs).
+struct State {
+    cache: Cache,
+    facts_epoch: u64,
+    catalog: Option<(Rc<Catalog>, u64)>,
+    misses: MissLog,
+}
+
+thread_local! {
+    static STATE: RefCell<State> = RefCell::new(State {
+        cache: Cache::new(0),
+        facts_epoch: 0,
+        catalog: None,
+        misses: MissLog::default(),
+    });
+}
+
+/// Registers the callbacks and asks for the shared memory the cache needs; at library load.
+pub fn register() {
+    writers::register();
+    tables::register();
+}
+
+/// The cache's budget in bytes (authz.cache_memory).
+fn budget() -> usize {
+    usize::try_from(CACHE_MEMORY_KB.get()).unwrap_or(0) * 1024
+}
+
+/// The heap bytes the cache, its miss log and the catalog hold (estimated), for authz_stats.
+pub fn bytes() -> usize {
+    STATE.with_borrow(|s| s.cache.bytes() + s.misses.bytes() + s.catalog.as_ref().map_or(0, |(c, _)| c.bytes()))
+}
+
+/// Runs `use_facts` on the facts for (user, permission) — cached, or read as core::misses
+/// decides (after `before_load`, which may raise) — ; None when the cache is off or may
+/// not answer this check.
+pub fn with_facts<R>(
+    user: &str,
+    permission: &str,
+    resource: Option<&str>,
+    before_load: impl FnOnce(),
+    use_facts: impl FnOnce(&Facts) -> R,
+) -> Option<R> {
+    if !trust::cache_usable() {
+        stats::bump(Counter::CacheBypasses);
+        return None;
+    }
+    let (budget, epochs) = (budget(), tables::epochs());
+    let mut use_facts = Some(use_facts);
+    let hit = STATE.with_borrow_mut(|s| {
+        if s.facts_epoch != epochs.facts {
+            s.cache.clear();
+            s.facts_epoch = epochs.facts;
+        }
+        if s.cache.budget() != budget {
+            s.cache.set_budget(budget);
+        }
+        let facts = s.cache.get(user, permission)?;
+        Some(use_facts.take().expect("not used yet")(facts))
+    });
+    if hit.is_some() {
+        stats::bump(Counter::CacheHits);
+        return hit;
+    }
+    stats::bump(Counter::CacheMisses);
+    before_load();
+    let use_facts = use_facts.take().expect("not used yet");
+    let on_miss = STATE.with_borrow_mut(|s| {
+        let has_room = s.cache.bytes() + REPEAT_LOAD_LIMIT * OVERRIDE_BYTES <= budget;
+        s.misses.on_miss(user, permission, clock::message_start(), budget, has_room)
+    });
+    let limit = match on_miss {
+        OnMiss::PointRead => return Some(use_facts(&read_direct(user, permission, Reach::One(resource)).0)),
+        OnMiss::LoadAll { limit } => limit,
+    };
+    let (facts, overrides) = read_direct(user, permission, Reach::All { limit: limit + 1 });
+    if overrides > limit {
+        STATE.with_borrow_mut(|s| s.misses.too_large(user, permission, budget));
+        return Some(use_facts(&read_direct(user, permission, Reach::One(resource)).0));
+    }
+    let answer = use_facts(&facts);
+    // Not kept if an invalidation arrived while reading: it may predate what was read.
+    if tables::epochs() == epochs {
+        STATE.with_borrow_mut(|s| {
+            if !s.cache.insert(user, permission, facts) {
+                s.misses.too_large(user, permission, budget);
+            }
+        });
+    }
+    Some(answer)
+}
+
+/// An override as a row of authz.grants stores it.
+fn stored_override(grant_id: Option<i64>, effect: Option<String>, expires_at: Option<TimestampWithTimeZone>) -> Override {
+    Override {
+        grant_id: grant_id.unwrap_or_default(),
+        effect: effect.and_then(|e| Effect::parse(&e)).unwrap_or(Effect::Deny),
+        expires_at: expires_at.map(i64::from),
+    }
+}
+
+/// Which overrides `read_direct` reads besides the type level.
+enum Reach<'a> {
+    /// Those on one resource (None: none).
+    One(Option<&'a str>),
+    /// All of the user's for the permission, at most `limit`: what the cache holds.
+    All { limit: usize },
+}
+
+/// What a check needs, for a cache that may answer: the catalog side from the cached
+/// `Catalog`, the user's role and overrides by direct index reads under one latest
+/// snapshot (no SPI: its executor start-up costs several times the reads). Also returns
+/// how many overrides it read.
+fn read_direct(user: &str, permission: &str, reach: Reach) -> (Facts, usize) {
+    let catalog = catalog();
+    let mut facts = Facts { known_permission: catalog.knows(permission), ..Facts::default() };
+    if !facts.known_permission {
+        return (facts, 0);
+    }
+    let text = |s: &str| IndexKey { equality: pg_sys::F_TEXTEQ, value: s.into_datum().expect("a text datum") };
+    let (user_key, permission_key) = (text(user), text(permission));
+    let reader = latest::Reader::new();
+    facts.role = reader
+        .lookup((c"user_roles", c"user_roles_pkey"), &[user_key], &[c"role"], Some(1), |v| value(v[0]))
+        .pop()
+        .flatten();
+    facts.role_allows = catalog.role_allows(facts.role.as_deref(), permission);
+    let keys = [user_key, permission_key];
+    facts.type_level = reader.lookup((c"grants", c"grants_type_key"), &keys, &[c"id", c"effect", c"expires_at"], Some(1), |v| {
+        stored_override(value(v[0]), value(v[1]), value(v[2]))
+    });
+    let (keys, limit) = match reach {
+        Reach::One(None) => {
+            let read = facts.type_level.len();
+            return (facts, read);
+        }
+        Reach::One(Some(resource)) => (&[user_key, permission_key, text(resource)][..], 1),
+        Reach::All { limit } => (&keys[..], limit),
+    };
+    let columns = [c"resource_id", c"id", c"effect", c"expires_at"];
+    let resource_level = reader.lookup((c"grants", c"grants_resource_key"), keys, &columns, Some(limit), |v| {
+        (value(v[0]), stored_override(value(v[1]), value(v[2]), value(v[3])))
+    });
+    let read = facts.type_level.len() + resource_level.len();
+    for (resource, grant) in resource_level {
+        facts.add(resource, grant);
+    }
+    (facts, read)
+}
+
+static CATALOG_FACTS: Statement = Statement {
+    sql: c"SELECT p.name, d.role
+           FROM authz.permissions p
+           LEFT JOIN (SELECT r.name AS role, rd.permission
+                      FROM authz.roles r CROSS JOIN LATERAL authz.role_defaults(r.name) rd) d
+             ON d.permission OPERATOR(pg_catalog.=) p.name",
+    arg_types: &[],
+};
+
+/// The cached catalog, read (under the latest snapshot) if missing or stale. Not kept if
+/// an invalidation arrived while reading.
+fn catalog() -> Rc<Catalog> {
+    let Epochs { catalog: epoch, .. } = tables::epochs();
+    let cached = STATE.with_borrow(|s| s.catalog.as_ref().filter(|(_, e)| *e == epoch).map(|(c, _)| c.clone()));
+    if let Some(catalog) = cached {
+        return catalog;
+    }
+    let mut catalog = Catalog::default();
+    as_owner(|| latest::query(&CATALOG_FACTS, &[], |row| catalog.add(row.get(1).unwrap_or_default(), row.get(2))));
+    let catalog = Rc::new(catalog);
+    if tables::epochs().catalog == epoch {
+        STATE.with_borrow_mut(|s| s.catalog = Some((catalog.clone(), epoch)));
+    }
+    catalog
+}

@@ -1,0 +1,179 @@
+//! Which tables invalidate the decision cache, and what a change of each makes stale.
+//!
+//! One source: the `note_change` triggers of sql/cache.sql. Every table carrying one is an
+//! invalidating table, and the trigger's argument says what its changes make stale:
+//! `facts` (the cached users' entries) or `catalog` (everything). This backend reads that
+//! from pg_trigger, and reads it again when one of those tables is invalidated, which is
+//! also how it notices triggers being disabled (`ALTER TABLE ... DISABLE TRIGGER`, as
+//! pg_restore --disable-triggers does) or put to fire in origin mode only: writes would
+//! then go unnoticed, so the cache is not trusted until the triggers are back.
+//!
+//! The relcache callback only bumps counters (`Cell`s): it never borrows the cache, so an
+//! invalidation processed at any moment, even while the cache is in use, is safe.
+
+use crate::pg::latest::{self, Statement};
+use crate::pg::owner::as_owner;
+use crate::pg::stats::{self, Counter};
+use pgrx::pg_sys::{self, Datum, Oid};
+use std::cell::{Cell, RefCell};
+
+/// What a change of an invalidating table makes stale.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    Facts,
+    Catalog,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Not read yet, or a table is gone: read pg_trigger.
+    Unknown,
+    /// A table was invalidated: look at the known tables' triggers again.
+    Stale,
+    /// Every invalidating table has its triggers, enabled as they must be.
+    Sound,
+    /// Something is missing or disabled: read again once anything has committed (the count
+    /// of completed transactions differs).
+    Unsound { completions: u64 },
+}
+
+thread_local! {
+    static TABLES: RefCell<Vec<(Oid, Kind)>> = const { RefCell::new(Vec::new()) };
+    /// The trigger function, authz.note_change().
+    static NOTE_CHANGE: Cell<Oid> = const { Cell::new(pg_sys::InvalidOid) };
+    static STATE: Cell<State> = const { Cell::new(State::Unknown) };
+    /// Bumped by every invalidation that makes the cached users' facts stale.
+    static FACTS_EPOCH: Cell<u64> = const { Cell::new(0) };
+    /// Bumped by every invalidation that makes the cached catalog stale.
+    static CATALOG_EPOCH: Cell<u64> = const { Cell::new(0) };
+}
+
+/// The invalidation counters: cached state filled at other values is stale.
+#[derive(Clone, Copy, PartialEq, Eq, Default, Debug)]
+pub struct Epochs {
+    pub facts: u64,
+    pub catalog: u64,
+}
+
+pub fn epochs() -> Epochs {
+    Epochs { facts: FACTS_EPOCH.get(), catalog: CATALOG_EPOCH.get() }
+}
+
+/// Registers the relcache callback; called once, at library load.
+pub fn register() {
+    // SAFETY: a plain registration of a function that lives as long as the library.
+    unsafe { pg_sys::CacheRegisterRelcacheCallback(Some(on_relcache_invalidation), Datum::from(0)) };
+}
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn on_relcache_invalidation(_arg: Datum, relid: Oid) {
+    // InvalidOid: every relation (after a lost invalidation queue).
+    let kind = match relid == pg_sys::InvalidOid {
+        true => None,
+        false => match TABLES.try_with(|t| t.try_borrow().map(|t| t.iter().find(|(oid, _)| *oid == relid).map(|(_, k)| *k))) {
+            Ok(Ok(None)) => return, // not one of ours
+            Ok(Ok(Some(kind))) => Some(kind),
+            _ => None, // unknown while being read: assume the worst
+        },
+    };
+    stats::bump(Counter::Invalidations);
+    FACTS_EPOCH.set(FACTS_EPOCH.get() + 1);
+    if kind != Some(Kind::Facts) {
+        CATALOG_EPOCH.set(CATALOG_EPOCH.get() + 1);
+    }
+    STATE.set(match (kind, STATE.get()) {
+        (None, _) => State::Unknown,
+        (_, State::Sound | State::Unsound { .. }) => State::Stale,
+        (_, state) => state,
+    });
+}
+
+/// Whether every write to the tables a check reads reaches the caches now. `completions`
+/// is the server's count of completed transactions, read by the caller.
+pub fn all_writes_invalidate(completions: u64) -> bool {
+    // Invalidations processed while looking (opening a table takes a lock) may ask for
+    // another look; a few rounds, then give up for this check.
+    for _ in 0..3 {
+        match STATE.get() {
+            State::Sound => return true,
+            State::Unsound { completions: seen } if seen == completions => return false,
+            State::Stale => {}
+            State::Unknown | State::Unsound { .. } => read_from_triggers(),
+        }
+        match look_again() {
+            Some(sound) if STATE.get() == State::Stale => {
+                STATE.set(if sound { State::Sound } else { State::Unsound { completions } })
+            }
+            Some(_) => {}
+            None => STATE.set(State::Unknown),
+        }
+    }
+    false
+}
+
+static NOTE_CHANGE_TRIGGERS: Statement = Statement {
+    sql: c"SELECT DISTINCT f.oid, t.tgrelid
+           FROM (SELECT pg_catalog.to_regprocedure('authz.note_change()')::pg_catalog.oid AS oid) f
+           JOIN pg_catalog.pg_trigger t ON t.tgfoid OPERATOR(pg_catalog.=) f.oid",
+    arg_types: &[],
+};
+
+/// Finds the invalidating tables in pg_trigger (their kinds come with a look at them).
+fn read_from_triggers() {
+    // As the owner: naming authz.note_change() takes USAGE on schema authz.
+    let found = as_owner(|| latest::query(&NOTE_CHANGE_TRIGGERS, &[], |row| (row.get::<Oid>(1), row.get::<Oid>(2))));
+    NOTE_CHANGE.set(found.first().and_then(|(function, _)| *function).unwrap_or(pg_sys::InvalidOid));
+    TABLES.set(found.into_iter().filter_map(|(_, table)| Some((table?, Kind::Catalog))).collect());
+    STATE.set(State::Stale);
+}
+
+/// Looks at the triggers of the known tables (in the relcache): whether all are sound, or
+/// None if a table is gone.
+fn look_again() -> Option<bool> {
+    let known: Vec<Oid> = TABLES.with_borrow(|t| t.iter().map(|(oid, _)| *oid).collect());
+    let inspected = known.into_iter().map(|oid| Some((oid, inspect(oid)?))).collect::<Option<Vec<_>>>()?;
+    TABLES.set(inspected.iter().filter_map(|(oid, t)| Some((*oid, t.kind?))).collect());
+    Some(!inspected.is_empty() && inspected.iter().all(|(_, t)| t.sound))
+}
+
+struct Inspected {
+    kind: Option<Kind>,
+    sound: bool,
+}
+
+/// What the note_change triggers of one table say; None if the table is gone.
+fn inspect(oid: Oid) -> Option<Inspected> {
+    let note_change = NOTE_CHANGE.get();
+    // SAFETY: opened and closed here; the lock is kept to the end of the transaction, as
+    // the executor does; trigdesc is valid while the relation is open.
+    unsafe {
+        let rel = pg_sys::try_table_open(oid, pg_sys::AccessShareLock as i32);
+        if rel.is_null() {
+            return None;
+        }
+        let (mut statement, mut row, mut kinds) = (false, false, Vec::new());
+        let trigdesc = (*rel).trigdesc;
+        let triggers = match trigdesc.is_null() {
+            true => &[][..],
+            false => std::slice::from_raw_parts((*trigdesc).triggers, (*trigdesc).numtriggers as usize),
+        };
+        for trigger in triggers.iter().filter(|t| t.tgfoid == note_change) {
+            let for_each_row = trigger.tgtype as u32 & pg_sys::TRIGGER_TYPE_ROW != 0;
+            let enabled = trigger.tgenabled as u8;
+            // Statement triggers must fire in every mode, row triggers at least in replica
+            // mode (logical replication's apply fires no statement triggers but TRUNCATE's).
+            statement |= !for_each_row && enabled == pg_sys::TRIGGER_FIRES_ALWAYS;
+            row |= for_each_row && matches!(enabled, pg_sys::TRIGGER_FIRES_ALWAYS | pg_sys::TRIGGER_FIRES_ON_REPLICA);
+            let argument = (trigger.tgnargs == 1).then(|| std::ffi::CStr::from_ptr(*trigger.tgargs).to_bytes());
+            kinds.push(match argument {
+                Some(b"facts") => Some(Kind::Facts),
+                Some(b"catalog") => Some(Kind::Catalog),
+                _ => None,
+            });
+        }
+        pg_sys::table_close(rel, pg_sys::NoLock as i32);
+        let kind = kinds.first().copied().flatten();
+        let agreed = kind.is_some() && kinds.iter().all(|k| *k == kind);
+        Some(Inspected { kind, sound: statement && row && agreed })
+    }
+}

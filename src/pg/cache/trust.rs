@@ -1,0 +1,79 @@
+//! Whether the decision cache may answer a check, decided at every check (so "the
+//! statement" of DESIGN.md section 4 is any statement: each of a multi-statement message,
+//! each inside a function or procedure). docs/ARCHITECTURE.md has the argument.
+//!
+//! The cache may answer when every commit visible now has had its invalidations processed
+//! here. PostgreSQL counts completed transactions in shared memory (the count its own
+//! snapshot reuse relies on: it changes whenever what a new snapshot sees may change, on a
+//! primary and during replay on a standby). While it stays what it was at this backend's
+//! last successful check, nothing new is visible and the check costs one read. When it
+//! changed: on a primary, every visible writer must have announced itself and sent its
+//! invalidations (writers.rs); on a hot standby, no WAL record may be part-way through
+//! replay. Then the invalidation queue is processed, and the new count remembered.
+
+use super::tables;
+use super::writers;
+use crate::pg::gucs::CACHE_ENABLED;
+use pgrx::pg_sys;
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+
+thread_local! {
+    /// The count of completed transactions at the last check that found everything visible
+    /// announced and processed.
+    static QUIET_AT: Cell<u64> = const { Cell::new(u64::MAX) };
+}
+
+/// Whether this check may use the cache.
+pub fn cache_usable() -> bool {
+    // A parallel worker has a cache of its own that it cannot fill exactly (checks are
+    // PARALLEL RESTRICTED, so this is a safeguard).
+    // SAFETY: a plain read of backend state.
+    if !CACHE_ENABLED.get() || !writers::available() || unsafe { pg_sys::ParallelWorkerNumber } >= 0 {
+        return false;
+    }
+    let completions = completed_transactions();
+    if completions != QUIET_AT.get() {
+        // SAFETY: a plain read of recovery state.
+        let quiet = match unsafe { pg_sys::RecoveryInProgress() } {
+            true => no_replay_in_flight(),
+            false => writers::all_visible_commits_announced(),
+        };
+        if !quiet {
+            return false;
+        }
+        // SAFETY: processes queued invalidations; the callbacks only bump counters.
+        unsafe { pg_sys::AcceptInvalidationMessages() };
+        QUIET_AT.set(completions);
+    }
+    tables::all_writes_invalidate(completions)
+}
+
+/// PostgreSQL's count of completed transactions with an id, incremented (under
+/// ProcArrayLock) as each becomes visible, also by replay on a standby.
+fn completed_transactions() -> u64 {
+    // SAFETY: the field lives in shared memory for the server's life; it is 8-byte aligned
+    // and only ever incremented, so an atomic read sees a value it had.
+    unsafe {
+        #[cfg(any(feature = "pg13", feature = "pg14", feature = "pg15", feature = "pg16"))]
+        let count = &raw const (*pg_sys::ShmemVariableCache).xactCompletionCount;
+        #[cfg(any(feature = "pg17", feature = "pg18"))]
+        let count = &raw const (*pg_sys::TransamVariables).xactCompletionCount;
+        (*count.cast::<AtomicU64>()).load(SeqCst)
+    }
+}
+
+/// On a hot standby, the startup process replays a commit in the same order as a primary
+/// commits — visible first, invalidations sent next — but no writer announces it. Its
+/// stand-in: no WAL record is part-way through replay. Read in this order, "the record being
+/// replayed ends at B" then "records up to A are fully replayed" with A >= B mean every
+/// commit visible before the first read has sent its invalidations, which the caller
+/// processes next.
+fn no_replay_in_flight() -> bool {
+    // SAFETY: plain reads of recovery state (spinlock-protected inside PostgreSQL).
+    unsafe {
+        let being_replayed = pg_sys::GetCurrentReplayRecPtr(std::ptr::null_mut());
+        let replayed = pg_sys::GetXLogReplayRecPtr(std::ptr::null_mut());
+        replayed >= being_replayed
+    }
+}

@@ -1,0 +1,401 @@
+"""The freshness promise (DESIGN.md section 4) where a backend-local cache is most easily
+fooled, each through real sessions: several statements in one message, statements inside
+functions and procedures, expiry there, writes in replica mode or with triggers disabled,
+parallel plans under REPEATABLE READ, and logical replication; and the cache staying in
+use beside an open writer, a prepared transaction or a huge user. Each case runs with the
+decision cache on and off (the `cache` fixture)."""
+import os
+import threading
+import time
+
+import psycopg
+import pytest
+
+from conftest import CACHE_SETTINGS, HOST, PORT, ScratchCluster, connect, stats, unique, with_cache
+
+PAUSE = 1.5  # seconds a reader sleeps while another session commits
+
+
+def later(seconds, sql, *params):
+    """Runs `sql` in a session of its own after `seconds`, in a thread; join() it."""
+    def run():
+        time.sleep(seconds)
+        with connect(autocommit=True) as conn:
+            conn.execute(sql, params)
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def results(cursor):
+    """Every result of a multi-statement message, in order."""
+    out = []
+    while True:
+        out.append(cursor.fetchall())
+        if not cursor.nextset():
+            return out
+
+
+def warm(reader, user):
+    """Checks a few times, in statements of their own, so that a cache that is on holds the user."""
+    for _ in range(3):
+        assert reader.execute("SELECT authz_check(%s::text, 'document:read', 5)", (user,)).fetchone()[0] is True
+
+
+@pytest.fixture
+def granted(sessions):
+    """A user allowed document:read on resource 5 by an override, committed."""
+    user = unique("fresh")
+    sessions(autocommit=True).execute("SELECT authz_grant(%s::text, 'document:read', 5)", (user,))
+    return user
+
+
+def test_each_statement_of_a_message_sees_a_revoke_committed_before_it(sessions, granted, cache):
+    reader = sessions(autocommit=True)
+    check = f"SELECT authz_check('{granted}'::text, 'document:read', 5)"
+    assert reader.execute(check).fetchone()[0] is True
+    revoke = later(PAUSE / 3, "SELECT authz_revoke(%s::text, 'document:read', 5)", granted)
+    # One simple-Query message: the revoke commits while the second statement sleeps.
+    answers = results(reader.execute(f"{check}; SELECT pg_sleep({PAUSE}); {check}"))
+    revoke.join()
+    assert answers[0] == [(True,)] and answers[2] == [(False,)]
+
+
+def test_each_statement_inside_a_function_sees_a_revoke_committed_before_it(sessions, granted, cache):
+    reader = sessions(autocommit=True)
+    warm(reader, granted)
+    reader.execute(f"""
+        CREATE OR REPLACE FUNCTION pg_temp.check_sleep_check(u text) RETURNS boolean[] LANGUAGE plpgsql AS $$
+        DECLARE first boolean;
+        BEGIN
+            first := authz_check(u, 'document:read', 5);
+            PERFORM pg_sleep({PAUSE});
+            RETURN ARRAY[first, authz_check(u, 'document:read', 5)];
+        END $$""")
+    revoke = later(PAUSE / 3, "SELECT authz_revoke(%s::text, 'document:read', 5)", granted)
+    answers = reader.execute("SELECT pg_temp.check_sleep_check(%s)", (granted,)).fetchone()[0]
+    revoke.join()
+    assert answers == [True, False]
+
+
+def test_a_procedure_that_commits_sees_a_revoke_committed_meanwhile(sessions, granted, cache):
+    reader = sessions(autocommit=True)
+    warm(reader, granted)
+    procedure = unique("proc").replace("-", "_")
+    reader.execute(f"""
+        CREATE PROCEDURE {procedure}(u text, INOUT first boolean, INOUT second boolean) LANGUAGE plpgsql AS $$
+        BEGIN
+            first := authz_check(u, 'document:read', 5);
+            COMMIT;
+            PERFORM pg_sleep({PAUSE});
+            second := authz_check(u, 'document:read', 5);
+        END $$""")
+    try:
+        revoke = later(PAUSE / 3, "SELECT authz_revoke(%s::text, 'document:read', 5)", granted)
+        answers = reader.execute(f"CALL {procedure}(%s, NULL, NULL)", (granted,)).fetchone()
+        revoke.join()
+        assert answers == (True, False)
+    finally:
+        reader.execute(f"DROP PROCEDURE {procedure}")
+
+
+def test_expiry_inside_a_function_is_judged_when_each_statement_runs(sessions, cache):
+    user = unique("expiring")
+    admin = sessions(autocommit=True)
+    admin.execute("SELECT authz_grant(%s::text, 'document:read', 7, now() + interval '1 second')", (user,))
+    token = admin.execute("SELECT token FROM api_key_create(%s::text, 'short', ARRAY['documents:read'],"
+                          " now() + interval '1 second')", (user,)).fetchone()[0]
+    reader = sessions(autocommit=True)
+    reader.execute("""
+        CREATE OR REPLACE FUNCTION pg_temp.after_expiry(tok text, u text)
+        RETURNS TABLE (before_status text, after_status text, authenticated boolean, honoured boolean)
+        LANGUAGE plpgsql AS $$
+        BEGIN
+            before_status := (SELECT v.status FROM api_key_validate(tok) v);
+            PERFORM authz_check(u, 'document:read', 7);  -- cached from here, with the cache on
+            PERFORM pg_sleep(1.3);
+            after_status := (SELECT v.status FROM api_key_validate(tok) v);
+            BEGIN
+                PERFORM authz_authenticate(tok);
+                authenticated := true;
+            EXCEPTION WHEN invalid_authorization_specification THEN
+                authenticated := false;
+            END;
+            honoured := authz_check(u, 'document:read', 7);
+            RETURN NEXT;
+        END $$""")
+    row = reader.execute("SELECT * FROM pg_temp.after_expiry(%s, %s)", (token, user)).fetchone()
+    assert row == ("valid", "expired", False, False)
+
+
+def test_a_procedure_stops_authenticating_a_key_that_expires_during_the_call(sessions):
+    user = unique("expiring-proc")
+    admin = sessions(autocommit=True)
+    token = admin.execute("SELECT token FROM api_key_create(%s::text, 'short', ARRAY['documents:read'],"
+                          " now() + interval '1 second')", (user,)).fetchone()[0]
+    procedure = unique("authloop").replace("-", "_")
+    admin.execute(f"""
+        CREATE PROCEDURE {procedure}(tok text, INOUT rounds int) LANGUAGE plpgsql AS $$
+        BEGIN
+            rounds := 0;
+            FOR i IN 1..8 LOOP
+                BEGIN
+                    PERFORM authz_authenticate(tok);
+                EXCEPTION WHEN invalid_authorization_specification THEN
+                    RETURN;
+                END;
+                rounds := rounds + 1;
+                COMMIT;
+                PERFORM pg_sleep(0.25);
+            END LOOP;
+        END $$""")
+    try:
+        rounds = admin.execute(f"CALL {procedure}(%s, NULL)", (token,)).fetchone()[0]
+        assert 1 <= rounds <= 5, f"authenticated {rounds} times in 2 s with a key valid for 1 s"
+    finally:
+        admin.execute(f"DROP PROCEDURE {procedure}")
+
+
+def test_writes_in_replica_mode_count(sessions, granted, cache):
+    reader = sessions(autocommit=True)
+    check = "SELECT authz_check(%s::text, 'document:read', 5)"
+    assert reader.execute(check, (granted,)).fetchone()[0] is True
+    assert reader.execute(check, (granted,)).fetchone()[0] is True
+    # As a logical-replication apply worker or a bulk loader writes: triggers off, except
+    # those enabled ALWAYS or REPLICA.
+    writer = sessions(autocommit=True)
+    writer.execute("SET session_replication_role = replica")
+    writer.execute("DELETE FROM authz.grants WHERE user_id = %s", (granted,))
+    assert reader.execute(check, (granted,)).fetchone()[0] is False
+    writer.execute("INSERT INTO authz.grants (user_id, permission, resource_id, effect)"
+                   " VALUES (%s, 'document:read', '5', 'allow')", (granted,))
+    assert reader.execute(check, (granted,)).fetchone()[0] is True
+
+
+def test_writes_with_the_triggers_disabled_count(sessions, granted, cache):
+    reader = sessions(autocommit=True)
+    check = "SELECT authz_check(%s::text, 'document:read', 5)"
+    admin = sessions(autocommit=True)
+    # As pg_restore --disable-triggers does, statement by statement.
+    admin.execute("ALTER TABLE authz.grants DISABLE TRIGGER ALL")
+    try:
+        assert reader.execute(check, (granted,)).fetchone()[0] is True
+        assert reader.execute(check, (granted,)).fetchone()[0] is True
+        admin.execute("DELETE FROM authz.grants WHERE user_id = %s", (granted,))
+        assert reader.execute(check, (granted,)).fetchone()[0] is False
+    finally:
+        admin.execute("ALTER TABLE authz.grants ENABLE TRIGGER ALL")
+    # ENABLE TRIGGER ALL makes every trigger fire in origin mode only; the extension's
+    # event trigger puts its own back to ALWAYS and REPLICA, and the cache is used again.
+    assert admin.execute("""SELECT string_agg(tgenabled::text, '' ORDER BY tgname) FROM pg_trigger
+                            WHERE tgrelid = 'authz.grants'::regclass AND tgname LIKE 'note_change%'"""
+                         ).fetchone()[0] == "AR"
+    assert reader.execute(check, (granted,)).fetchone()[0] is False
+    if cache == "on":
+        before = stats(reader)
+        for _ in range(3):
+            reader.execute(check, (granted,))
+        assert stats(reader)["cache_hits"] > before["cache_hits"]
+
+
+@pytest.fixture
+def parallel_table(sessions):
+    admin = sessions(autocommit=True)
+    table = unique("par").replace("-", "_")
+    admin.execute(f"CREATE TABLE {table} AS SELECT g AS id FROM generate_series(1, 2000) g")
+    admin.execute(f"ANALYZE {table}")
+    yield table
+    admin.execute(f"DROP TABLE {table}")
+
+
+@pytest.mark.parametrize("isolation", ["REPEATABLE READ", "SERIALIZABLE"])
+def test_a_parallel_plan_in_an_old_transaction_sees_a_revoke(sessions, granted, parallel_table, cache, isolation):
+    reader = sessions(autocommit=True)
+    for setting in ("parallel_setup_cost = 0", "parallel_tuple_cost = 0", "min_parallel_table_scan_size = 0",
+                    "max_parallel_workers_per_gather = 2"):
+        reader.execute(f"SET {setting}")
+    query = f"SELECT bool_and(authz_check(%s::text, 'document:read', 5)) FROM {parallel_table} WHERE id > 0"
+    plan = "\n".join(r[0] for r in reader.execute("EXPLAIN (VERBOSE) " + query, (granted,)))
+    assert "Gather" in plan, plan
+    assert reader.execute(query, (granted,)).fetchone()[0] is True  # warms the cache, if on
+    reader.execute(f"BEGIN ISOLATION LEVEL {isolation}")
+    try:
+        reader.execute("SELECT count(*) FROM pg_class")  # the transaction's snapshot is taken here
+        sessions(autocommit=True).execute("SELECT authz_revoke(%s::text, 'document:read', 5)", (granted,))
+        assert reader.execute(query, (granted,)).fetchone()[0] is False
+    finally:
+        reader.execute("ROLLBACK")
+
+
+@pytest.mark.parametrize("open_writer", ["idle in transaction", "prepared"])
+def test_an_open_writer_elsewhere_leaves_the_cache_in_use(sessions, granted, open_writer):
+    writer = sessions()
+    writer.execute("SELECT authz_grant(%s::text, 'document:read', 1)", (unique("other"),))
+    gid = unique("gid")
+    if open_writer == "prepared":
+        writer.execute(f"PREPARE TRANSACTION '{gid}'")
+    try:
+        reader = sessions(autocommit=True, **with_cache("on"))
+        scan = ("SELECT count(*) FILTER (WHERE authz_check(%s::text, 'document:read', r))"
+                " FROM generate_series(1, 2000) r")
+        assert reader.execute(scan, (granted,)).fetchone()[0] == 1
+        before = stats(reader)
+        assert reader.execute(scan, (granted,)).fetchone()[0] == 1
+        after = stats(reader)
+        assert after["cache_bypasses"] - before["cache_bypasses"] == 0
+        assert after["cache_hits"] - before["cache_hits"] == 2000
+    finally:
+        if open_writer == "prepared":
+            end_prepared(sessions, gid, "ROLLBACK")
+        else:
+            writer.rollback()
+
+
+def test_a_revoke_prepared_then_committed_is_honoured_by_a_warm_cache(sessions, granted):
+    reader = sessions(autocommit=True, **with_cache("on"))
+    check = "SELECT authz_check(%s::text, 'document:read', 5)"
+    writer = sessions()
+    writer.execute("SELECT authz_revoke(%s::text, 'document:read', 5)", (granted,))
+    gid = unique("gid")
+    writer.execute(f"PREPARE TRANSACTION '{gid}'")
+    try:
+        warm(reader, granted)
+        before = stats(reader)
+        assert reader.execute(check, (granted,)).fetchone()[0] is True  # prepared, not committed
+        assert stats(reader)["cache_hits"] > before["cache_hits"]
+        # COMMIT PREPARED from a session that never used authz_ext.
+        end_prepared(sessions, gid, "COMMIT")
+        assert reader.execute(check, (granted,)).fetchone()[0] is False
+    finally:
+        end_prepared(sessions, gid, "ROLLBACK")
+
+
+def end_prepared(sessions, gid, how):
+    """COMMIT or ROLLBACK PREPARED, from a new session, unless it already ended."""
+    conn = sessions(autocommit=True)
+    if conn.execute("SELECT count(*) FROM pg_prepared_xacts WHERE gid = %s", (gid,)).fetchone()[0]:
+        conn.execute(f"{how} PREPARED '{gid}'")
+
+
+def test_a_scan_over_a_user_larger_than_the_cache_reads_each_row_once(sessions):
+    user = unique("huge")
+    admin = sessions(autocommit=True)
+    admin.execute("""INSERT INTO authz.grants (user_id, permission, resource_id, effect)
+                     SELECT %s, 'document:read', g::text, 'allow' FROM generate_series(1, 3000) g""", (user,))
+    for budget in ("64kB", "0"):
+        reader = sessions(**with_cache("on"))
+        reader.execute(f"SET authz.cache_memory = '{budget}'")
+        allowed = reader.execute("SELECT count(*) FILTER (WHERE authz_check(%s::text, 'document:read', r))"
+                                 " FROM generate_series(1, 500) r", (user,)).fetchone()[0]
+        fetched = reader.execute("SELECT idx_tup_fetch FROM pg_stat_xact_all_tables"
+                                 " WHERE relid = 'authz.grants'::regclass").fetchone()[0]
+        reader.rollback()
+        assert allowed == 500
+        # A point read per row, plus at most one whole load that stopped at the budget.
+        assert fetched <= 2 * 500 + 3000, f"{fetched} grant rows read for 500 checks (budget {budget})"
+    admin.execute("DELETE FROM authz.grants WHERE user_id = %s", (user,))
+
+
+def rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+
+
+def test_huge_ids_are_never_remembered(sessions):
+    conn = sessions(autocommit=True, **with_cache("on"))
+    pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+    huge = "SELECT authz_check(repeat('y', 5000000) || %s, 'document:read', 1), " \
+           "authz_check(repeat('z', 5000000) || %s, 'document:read', 1)"
+    for n in range(10):  # the allocator's transient peak (two 5 MB ids, their copies) is reached here
+        conn.execute(huge, (str(n), str(n)))
+    settled = rss_kb(pid)
+    for n in range(10, 30):
+        conn.execute(huge, (str(n), str(n)))
+    grown = rss_kb(pid) - settled
+    counters = stats(conn)
+    print(f"memory: 40 more checks of 5 MB ids grew the backend by {grown} kB; "
+          f"the extension holds {counters['heap_bytes']} bytes")
+    assert grown < 40_000, "remembering them would have grown it by 200 MB"
+    assert counters["heap_bytes"] < 1_000_000 and counters["cache_bytes"] < 1_000_000
+
+
+def test_the_cache_budget_is_for_superusers_only(ordinary_session):
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        ordinary_session.execute("SET authz.cache_memory = '1GB'")
+    assert "cache_bytes" in stats(ordinary_session)
+
+
+def tables_read_by_checks(conn):
+    """The authz tables whose counters a check moves, in a fresh backend (so the catalog is
+    read too), with the cache on and with it off."""
+    read = set()
+    for cache in CACHE_SETTINGS:
+        with connect(autocommit=False, **with_cache(cache)) as fresh:
+            fresh.execute("SELECT authz_check('tables-probe'::text, 'document:read', 1),"
+                          "       authz_check('tables-probe'::text, 'document:read')")
+            read |= {r[0] for r in fresh.execute(
+                """SELECT relname FROM pg_stat_xact_all_tables
+                   WHERE schemaname = 'authz' AND seq_scan + coalesce(idx_scan, 0) > 0""")}
+    return read
+
+
+def test_every_table_a_check_reads_invalidates_the_cache(sessions):
+    conn = sessions(autocommit=True)
+    triggers = {(r[0], r[1], r[2], r[3]) for r in conn.execute(
+        """SELECT c.relname, t.tgname, t.tgenabled, pg_catalog.encode(t.tgargs, 'escape')
+           FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+           WHERE t.tgfoid = 'authz.note_change()'::regprocedure""")}
+    read = tables_read_by_checks(conn)
+    assert {"grants", "user_roles", "permissions"} <= read, read
+    for table in read:
+        kind = "facts" if table in ("grants", "user_roles") else "catalog"
+        assert (table, "note_change", "A", kind + "\\000") in triggers, (table, triggers)
+        assert (table, "note_change_replica", "R", kind + "\\000") in triggers, (table, triggers)
+
+
+def test_a_subscriber_honours_a_revoke_once_applied(sessions, database):
+    """The pattern of docs: a second cluster keeps a local copy of the authz tables by native
+    logical replication, and its warm caches follow the publisher's changes."""
+    user = unique("subscribed")
+    admin = sessions(autocommit=True)
+    admin.execute("SELECT authz_grant(%s::text, 'document:read', 5)", (user,))
+    publication = unique("authz_pub").replace("-", "_")
+    admin.execute(f"CREATE PUBLICATION {publication} FOR TABLES IN SCHEMA authz")
+    subscriber = ScratchCluster("authz_subscriber")
+    try:
+        subscriber.start()
+        with subscriber.connect(autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION authz_ext")
+            # The publisher's rows, seed rows included, arrive with the initial copy.
+            conn.execute("TRUNCATE " + ", ".join(
+                "authz." + r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'authz'")))
+            conn.execute(f"CREATE SUBSCRIPTION authz_copy CONNECTION 'host={HOST} port={PORT} user=postgres"
+                         f" dbname={database}' PUBLICATION {publication}")
+            wait_until(lambda: conn.execute("SELECT bool_and(srsubstate = 'r') FROM pg_subscription_rel"
+                                            ).fetchone()[0], "the initial copy")
+        with subscriber.connect(autocommit=True, **with_cache("on")) as reader:
+            check = "SELECT authz_check(%s::text, 'document:read', 5)"
+            assert reader.execute(check, (user,)).fetchone()[0] is True
+            assert reader.execute(check, (user,)).fetchone()[0] is True
+            before = stats(reader)
+            assert reader.execute(check, (user,)).fetchone()[0] is True
+            assert stats(reader)["cache_hits"] > before["cache_hits"], "the subscriber's cache is not in use"
+            admin.execute("SELECT authz_revoke(%s::text, 'document:read', 5)", (user,))
+            with subscriber.connect(autocommit=True) as plain:
+                wait_until(lambda: plain.execute("SELECT count(*) FROM authz.grants WHERE user_id = %s",
+                                                 (user,)).fetchone()[0] == 0, "the revoke to be applied")
+            assert reader.execute(check, (user,)).fetchone()[0] is False
+        with subscriber.connect(autocommit=True) as conn:
+            conn.execute("DROP SUBSCRIPTION authz_copy")
+    finally:
+        subscriber.destroy()
+        admin.execute(f"DROP PUBLICATION {publication}")
+        admin.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots"
+                      " WHERE slot_name = 'authz_copy'")
+
+
+def wait_until(condition, what, seconds=60):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"waited {seconds} s for {what}"
+        time.sleep(0.05)
