@@ -133,7 +133,7 @@ CREATE POLICY docs_select ON docs FOR SELECT USING (
     AND authz_can('document:read', id));
 DO $$ BEGIN CREATE ROLE authz_bench_app; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
 GRANT SELECT ON docs TO authz_bench_app;
-GRANT EXECUTE ON FUNCTION authz_resources("any", text), authz_set_user("any") TO authz_bench_app;
+SELECT authz_grant_execute('authz_bench_app', 'authz_resources', 'authz_set_user');
 SQL
 IDS=$(sql -c "SELECT array_agg(r::bigint) FROM authz_resources('sel', 'document:read') r")
 SEL_RLS=$(timed "BEGIN; SET LOCAL ROLE authz_bench_app; SELECT authz_set_user('sel');" "SELECT count(*) FROM docs;")

@@ -44,7 +44,7 @@ CREATE POLICY documents_delete ON documents FOR DELETE USING (authz_can('documen
 -- user it authenticated itself only because it is granted authz_set_user.
 CREATE ROLE demo_app LOGIN;
 GRANT SELECT, INSERT, UPDATE, DELETE ON projects, documents TO demo_app;
-GRANT EXECUTE ON FUNCTION authz_set_user("any") TO demo_app;
+SELECT authz_grant_execute('demo_app', 'authz_set_user');
 
 \echo 'What each user may do with document 11 (the budget):'
 SELECT u AS user_id, p AS permission, e.allowed, e.decided_by, e.reason

@@ -26,8 +26,9 @@ SERVER_SETTINGS="-c shared_preload_libraries=authz_ext -c max_prepared_transacti
 
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-# cluster_start NAME FIRST_PORT: initializes (once) and starts the cluster NAME, and sets
-# CLUSTER_DIR, PGDATA_DIR, PGPORT_USED, PGHOST_USED (socket directory), PG_PASSWORD.
+# cluster_start NAME FIRST_PORT: initializes (once) and starts the cluster NAME — again if
+# it runs: it preloads authz_ext, so only a new start loads the library just installed —
+# and sets CLUSTER_DIR, PGDATA_DIR, PGPORT_USED, PGHOST_USED (socket directory), PG_PASSWORD.
 cluster_start() {
   local name=$1 port=$2
   CLUSTER_DIR="$(run_dir)/$name"
@@ -44,10 +45,7 @@ cluster_start() {
     as_postgres "$PG_BIN/initdb" -D "$PGDATA_DIR" -U postgres --auth-local=trust \
       --auth-host=scram-sha-256 --pwfile="$CLUSTER_DIR/password" -E UTF8 --locale=C.UTF-8 >/dev/null
   fi
-  if as_postgres "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" status >/dev/null 2>&1; then
-    PGPORT_USED=$(cat "$CLUSTER_DIR/port")
-    return 0
-  fi
+  cluster_stop "$name"
   while port_in_use "$port" || [ -e "$PGHOST_USED/.s.PGSQL.$port" ]; do port=$((port + 1)); done
   echo "$port" > "$CLUSTER_DIR/port"
   PGPORT_USED=$port

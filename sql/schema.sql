@@ -11,6 +11,18 @@
 -- pg_extension_config_dump filters at the end dump only the rows deployers add, because
 -- CREATE EXTENSION re-creates the seeds on restore.
 
+-- Ids and names are handled as UTF-8 text (src/pg): other encodings are refused here, with
+-- a clear error, rather than failing on the first non-ASCII id.
+DO $$
+BEGIN
+    IF pg_catalog.getdatabaseencoding() OPERATOR(pg_catalog.<>) 'UTF8' THEN
+        RAISE EXCEPTION 'authz_ext needs a UTF8 database; this one is encoded %', pg_catalog.getdatabaseencoding()
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = 'Create the database with ENCODING ''UTF8'' (and TEMPLATE template0) and install authz_ext there.';
+    END IF;
+END;
+$$;
+
 CREATE SCHEMA authz;
 REVOKE ALL ON SCHEMA authz FROM PUBLIC;
 COMMENT ON SCHEMA authz IS 'authz_ext data: permission catalog, roles, grants, API keys, audit log. Owner only.';

@@ -24,12 +24,5 @@ BEGIN
     END IF;
 END $$;
 
-GRANT EXECUTE ON FUNCTION
-    authz_grant("any", text, "any", timestamptz, text, "any"),
-    authz_revoke("any", text, "any"),
-    authz_user_permissions("any"),
-    api_key_create("any", text, text[], timestamptz),
-    api_key_revoke(uuid, "any"),
-    api_key_list("any"),
-    api_key_get("any", uuid)
-TO authz_app;
+SELECT authz_grant_execute('authz_app', 'authz_grant', 'authz_revoke', 'authz_user_permissions',
+                           'api_key_create', 'api_key_revoke', 'api_key_list', 'api_key_get');

@@ -2,6 +2,7 @@
 //! the internal function of sql/internal.sql that does the work and writes the audit row,
 //! as the extension owner (see owner.rs). EXECUTE on these is revoked from PUBLIC.
 
+use super::args::Args;
 use super::context::current_user;
 use super::ids::{optional_id_text, required_id_text};
 use super::owner::{as_owner, caller_role_name};
@@ -84,19 +85,15 @@ fn stored_resource(resource_id: Option<AnyElement>) -> Option<String> {
 }
 
 #[pg_extern(sql = false)]
-fn authz_grant(
-    user_id: Option<AnyElement>,
-    permission: Option<&str>,
-    resource_id: Option<AnyElement>,
-    expires_at: Option<TimestampWithTimeZone>,
-    effect: Option<&str>,
-    granted_by: Option<AnyElement>,
-) -> i64 {
-    let user = stored_user(user_id);
-    let permission = required_permission(permission);
-    let resource = stored_resource(resource_id);
-    let effect = required("effect", effect);
-    let granted_by = optional_id_text("granted_by", granted_by).or_raise();
+fn authz_grant(fcinfo: pg_sys::FunctionCallInfo) -> i64 {
+    // SAFETY: pgrx passes the call's own fcinfo.
+    let args = unsafe { Args::new(fcinfo) };
+    let user = stored_user(args.id(0));
+    let permission = required_permission(args.get(1));
+    let resource = stored_resource(args.id(2));
+    let expires_at: Option<TimestampWithTimeZone> = args.get(3);
+    let effect = if args.passed(4) { required("effect", args.get(4)) } else { "allow" };
+    let granted_by = optional_id_text("granted_by", args.id(5)).or_raise();
     call::<i64>(
         "grant_override",
         vec![user.into(), permission.into(), resource.into(), expires_at.into(), effect.into()],
@@ -106,10 +103,12 @@ fn authz_grant(
 }
 
 #[pg_extern(sql = false)]
-fn authz_revoke(user_id: Option<AnyElement>, permission: Option<&str>, resource_id: Option<AnyElement>) -> bool {
-    let user = stored_user(user_id);
-    let permission = required_permission(permission);
-    let resource = stored_resource(resource_id);
+fn authz_revoke(fcinfo: pg_sys::FunctionCallInfo) -> bool {
+    // SAFETY: pgrx passes the call's own fcinfo.
+    let args = unsafe { Args::new(fcinfo) };
+    let user = stored_user(args.id(0));
+    let permission = required_permission(args.get(1));
+    let resource = stored_resource(args.id(2));
     call::<bool>("revoke_override", vec![user.into(), permission.into(), resource.into()], None)
         .expect("revoke_override returns a boolean")
 }

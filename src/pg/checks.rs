@@ -1,5 +1,6 @@
 //! The permission checks: authz_check, authz_explain, authz_require.
 
+use super::args::Args;
 use super::cache;
 use super::clock;
 use super::latest::{self, Statement};
@@ -136,9 +137,7 @@ fn authz_resources(user_id: Option<AnyElement>, permission: Option<&str>) -> Set
 #[allow(clippy::type_complexity)]
 #[pg_extern(sql = false)]
 fn authz_explain(
-    user_id: Option<AnyElement>,
-    permission: Option<&str>,
-    resource_id: Option<AnyElement>,
+    fcinfo: pg_sys::FunctionCallInfo,
 ) -> TableIterator<
     'static,
     (
@@ -150,7 +149,9 @@ fn authz_explain(
         name!(reason, String),
     ),
 > {
-    let row = match decide(user_id, permission, resource_id) {
+    // SAFETY: pgrx passes the call's own fcinfo.
+    let args = unsafe { Args::new(fcinfo) };
+    let row = match decide(args.id(0), args.get(1), args.id(2)) {
         Some(answer) => {
             let d = answer.decision;
             (
@@ -168,8 +169,11 @@ fn authz_explain(
 }
 
 #[pg_extern(sql = false)]
-fn authz_require(user_id: Option<AnyElement>, permission: Option<&str>, resource_id: Option<AnyElement>) {
-    let Some(answer) = decide(user_id, permission, resource_id) else {
+fn authz_require(fcinfo: pg_sys::FunctionCallInfo) {
+    // SAFETY: pgrx passes the call's own fcinfo.
+    let args = unsafe { Args::new(fcinfo) };
+    let permission: Option<&str> = args.get(1);
+    let Some(answer) = decide(args.id(0), permission, args.id(2)) else {
         raise(Error::NullValue { parameter: if permission.is_none() { "permission" } else { "user_id" } });
     };
     if !answer.decision.allowed {

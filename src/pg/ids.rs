@@ -1,31 +1,52 @@
-//! Id arguments. Every id parameter is declared `"any"` in SQL, so each may be bigint,
-//! integer, smallint, uuid, text, varchar or an untyped literal, independently of the
-//! others and without casts; this turns one into the canonical text of core::ids.
+//! Id arguments. Every id parameter is declared `"any"` or `text` in SQL (sql/api.sql says
+//! why both), so each may be bigint, integer, smallint, uuid, text, varchar, citext, a
+//! domain over one of them or an untyped literal, independently of the others and without
+//! casts; this turns one into the canonical text of core::ids.
 
 use crate::core::error::{Error, Result};
 use crate::core::ids::uuid_text;
 use pgrx::pg_sys::{self, Oid};
-use pgrx::{AnyElement, Uuid};
+use pgrx::{AnyElement, FromDatum, Uuid};
 use std::ffi::CStr;
 
 /// The canonical text of a non-NULL id argument.
 pub fn id_text(parameter: &str, arg: AnyElement) -> Result<String> {
+    let datum = arg.datum();
+    let text = || {
+        // SAFETY: called only for types whose datum is a text varlena.
+        unsafe { String::from_datum(datum, false).expect("non-NULL text") }
+    };
     // SAFETY: each arm reads the datum as the type PostgreSQL says it has.
     unsafe {
         Ok(match arg.oid() {
-            pg_sys::INT8OID => (arg.datum().value() as i64).to_string(),
-            pg_sys::INT4OID => (arg.datum().value() as i32).to_string(),
-            pg_sys::INT2OID => (arg.datum().value() as i16).to_string(),
-            pg_sys::UUIDOID => uuid_text(AnyElement::into::<Uuid>(&arg).expect("non-NULL uuid").as_bytes()),
-            pg_sys::TEXTOID | pg_sys::VARCHAROID => AnyElement::into::<String>(&arg).expect("non-NULL text"),
+            pg_sys::INT8OID => (datum.value() as i64).to_string(),
+            pg_sys::INT4OID => (datum.value() as i32).to_string(),
+            pg_sys::INT2OID => (datum.value() as i16).to_string(),
+            pg_sys::UUIDOID => uuid_text(Uuid::from_datum(datum, false).expect("non-NULL uuid").as_bytes()),
+            pg_sys::TEXTOID | pg_sys::VARCHAROID => text(),
             // An untyped literal ('42') reaches an "any" parameter as a C string.
-            pg_sys::UNKNOWNOID => CStr::from_ptr(arg.datum().cast_mut_ptr::<std::ffi::c_char>())
+            pg_sys::UNKNOWNOID => CStr::from_ptr(datum.cast_mut_ptr::<std::ffi::c_char>())
                 .to_str()
                 .map_err(|_| Error::invalid(format!("{parameter} is not valid UTF-8")))?
                 .to_string(),
-            other => return Err(unsupported_type(parameter, other)),
+            other => match pg_sys::getBaseType(other) {
+                // A domain: what it is over.
+                base if base != other => return id_text(parameter, AnyElement::from_polymorphic_datum(datum, false, base)
+                    .expect("non-NULL")),
+                _ if is_citext(other) => text(),
+                _ => return Err(unsupported_type(parameter, other)),
+            },
         })
     }
+}
+
+/// Whether the type is citext (from the extension of that name, in any schema): a text
+/// varlena, compared without case by its own operators, here an id like any text.
+fn is_citext(type_oid: Oid) -> bool {
+    // SAFETY: a syscache lookup of a type that exists (an argument has it).
+    unsafe { CStr::from_ptr(pg_sys::format_type_extended(type_oid, -1, pg_sys::FORMAT_TYPE_FORCE_QUALIFY as u16)) }
+        .to_bytes()
+        .ends_with(b".citext")
 }
 
 /// `id_text` for an optional argument: NULL stays None.
@@ -43,6 +64,6 @@ fn unsupported_type(parameter: &str, type_oid: Oid) -> Error {
     let type_name = unsafe { CStr::from_ptr(pg_sys::format_type_be(type_oid)) };
     Error::invalid_with_hint(
         format!("{parameter} cannot be of type {}", type_name.to_string_lossy()),
-        "Ids are bigint, integer, smallint, uuid or text.",
+        "Ids are bigint, integer, smallint, uuid, text, varchar or citext, or a domain over one of them.",
     )
 }

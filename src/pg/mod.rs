@@ -2,6 +2,7 @@
 //! extension owner, and the SQL-callable functions declared in sql/api.sql.
 
 mod admin;
+mod args;
 mod cache;
 mod checks;
 mod clock;

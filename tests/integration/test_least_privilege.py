@@ -12,18 +12,9 @@ PUBLIC_FUNCTIONS = {
 }
 # The functions README.md "Delegating administration" grants to an admin role.
 ADMIN_GRANTS = """
-GRANT EXECUTE ON FUNCTION
-    authz_grant("any", text, "any", timestamptz, text, "any"),
-    authz_revoke("any", text, "any"),
-    authz_set_role("any", text),
-    authz_user_role("any"),
-    authz_user_permissions("any"),
-    authz_role_permissions(text),
-    api_key_create("any", text, text[], timestamptz),
-    api_key_revoke(uuid, "any"),
-    api_key_list("any"),
-    api_key_get("any", uuid)
-TO {role}
+SELECT authz_grant_execute('{role}', 'authz_grant', 'authz_revoke', 'authz_set_role', 'authz_user_role',
+                           'authz_user_permissions', 'authz_role_permissions', 'api_key_create',
+                           'api_key_revoke', 'api_key_list', 'api_key_get')
 """
 
 

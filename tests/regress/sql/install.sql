@@ -73,3 +73,18 @@ DROP SCHEMA authz;
 CREATE EXTENSION authz_ext;
 SELECT count(*) AS role_defaults FROM authz.role_permissions;
 DROP EXTENSION authz_ext;
+
+-- Only UTF8 databases: others are refused at CREATE EXTENSION, with a clear error.
+CREATE DATABASE authz_regress_latin1 TEMPLATE template0 ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C';
+\c authz_regress_latin1
+CREATE EXTENSION authz_ext;
+\echo :SQLSTATE
+\c authz_regress
+DROP DATABASE authz_regress_latin1;
+
+-- The settings' prefix is reserved: a misspelt authz.* setting is an error, not a new one.
+CREATE EXTENSION authz_ext;
+SET authz.cahce = off;
+\echo :SQLSTATE
+SELECT name FROM pg_settings WHERE name LIKE 'authz.%' ORDER BY name;
+DROP EXTENSION authz_ext;

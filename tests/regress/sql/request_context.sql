@@ -24,7 +24,7 @@ CREATE POLICY documents_delete ON documents FOR DELETE USING (authz_can('documen
 CREATE ROLE authz_ctx_app_trusted;
 CREATE ROLE authz_ctx_app_keys;
 GRANT SELECT, INSERT, UPDATE, DELETE ON documents TO authz_ctx_app_trusted, authz_ctx_app_keys;
-GRANT EXECUTE ON FUNCTION authz_set_user("any") TO authz_ctx_app_trusted;
+SELECT authz_grant_execute('authz_ctx_app_trusted', 'authz_set_user');
 
 -- No principal: authz_can is false and RLS shows nothing.
 SET ROLE authz_ctx_app_trusted;
@@ -221,7 +221,7 @@ ORDER BY proname;
 
 DROP PROCEDURE archive_document(bigint);
 DROP TABLE documents;
-REVOKE ALL ON FUNCTION authz_set_user("any") FROM authz_ctx_app_trusted;
+DROP OWNED BY authz_ctx_app_trusted;
 DROP ROLE authz_ctx_app_trusted;
 DROP ROLE authz_ctx_app_keys;
 DROP EXTENSION authz_ext;

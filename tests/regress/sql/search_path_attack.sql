@@ -165,6 +165,24 @@ WHERE d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'authz_ext')
 SELECT (SELECT count(*) FROM public.grants) AS public_grants,
        (SELECT count(*) FROM pg_temp.grants) AS temp_grants;
 
+-- 7. Hijacking a call (CVE-2018-1058): a function with exact argument types beats one
+-- that needs a conversion or takes "any", whatever the order of the search path. A role
+-- that may create in any schema on a privileged caller's path, even after the extension's,
+-- can take over an unqualified call. The safe patterns: call schema-qualified, or keep
+-- every schema an untrusted role can create in off the path.
+SET ROLE authz_sp_attacker;
+CREATE SCHEMA sp_attacker_schema;
+CREATE FUNCTION sp_attacker_schema.authz_check(integer, text, integer) RETURNS boolean
+LANGUAGE sql AS $$ SELECT true $$;
+GRANT USAGE ON SCHEMA sp_attacker_schema TO PUBLIC;
+RESET ROLE;
+SET search_path = public, sp_attacker_schema;
+SELECT authz_check(7, 'document:delete', 7) AS unqualified_with_attacker_on_path;   -- true: hijacked
+SELECT public.authz_check(7, 'document:delete', 7) AS schema_qualified;             -- the extension's
+SET search_path = public, pg_catalog;
+SELECT authz_check(7, 'document:delete', 7) AS only_trusted_schemas_on_path;        -- the extension's
+RESET search_path;
+
 -- Clean up.
 DROP TABLE sp_documents;
 DROP TABLE pg_temp.grants, pg_temp.user_roles, pg_temp.roles;

@@ -18,7 +18,7 @@ CREATE POLICY indexed ON docs_indexed FOR SELECT USING (
     AND authz_can('document:read', id));
 CREATE ROLE authz_sel_app;
 GRANT SELECT ON docs_plain, docs_indexed TO authz_sel_app;
-GRANT EXECUTE ON FUNCTION authz_resources("any", text), authz_set_user("any") TO authz_sel_app;
+SELECT authz_grant_execute('authz_sel_app', 'authz_resources', 'authz_set_user');
 
 -- 1: grants only (one expired, one deny); 2: viewer with a deny; 3: type-level deny plus one
 -- allow; 4: type-level allow; 5: nothing; 6: a key without the documents:read scope.
@@ -74,6 +74,6 @@ SELECT has_function_privilege('public', 'authz_resources("any", text)', 'EXECUTE
 DROP TABLE docs_plain, docs_indexed;
 DROP FUNCTION visible_as(int, text);
 DROP FUNCTION visible(text);
-REVOKE ALL ON FUNCTION authz_resources("any", text), authz_set_user("any") FROM authz_sel_app;
+DROP OWNED BY authz_sel_app;
 DROP ROLE authz_sel_app;
 DROP EXTENSION authz_ext;
