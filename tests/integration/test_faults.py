@@ -144,7 +144,7 @@ BAD_CALLS = [
 
 
 @pytest.mark.parametrize("sql,sqlstate", BAD_CALLS)
-def test_errors_on_every_path_leave_the_backend_usable(sessions, sql, sqlstate):
+def test_errors_on_every_path_leave_the_backend_usable(sessions, sql, sqlstate, cache):
     conn = sessions()
     conn.execute("SELECT authz_set_role('usable', 'viewer')")
     conn.commit()

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from psycopg.types.string import TextLoader
 
-from conftest import connect, create_database, drop_database
+from conftest import connect, create_database, drop_database, with_cache
 
 CALLS = int(os.environ.get("AUTHZ_FUZZ_CALLS", "1500"))
 SEED = int(os.environ.get("AUTHZ_FUZZ_SEED", "20261126"))
@@ -162,9 +162,9 @@ def fuzz_database():
     drop_database(DBNAME)
 
 
-def test_random_calls_give_only_documented_errors(fuzz_database):
+def test_random_calls_give_only_documented_errors(fuzz_database, cache):
     rng = random.Random(SEED)
-    conn = connect(fuzz_database)
+    conn = connect(fuzz_database, **with_cache(cache))
     # Results are read as text: Python's datetime cannot hold 'infinity', which is a valid
     # expiry (the fuzz creates such keys).
     for name in ("timestamptz", "timestamp", "date"):

@@ -4,6 +4,9 @@ import uuid
 import psycopg
 import pytest
 
+# Each test runs with the decision cache on and off (conftest.py, `cache`).
+pytestmark = pytest.mark.usefixtures("cache")
+
 
 def check(conn, user, permission, resource):
     return conn.execute("SELECT authz_check(%s::text, %s, %s)", (user, permission, resource)).fetchone()[0]

@@ -3,6 +3,9 @@ as a transaction-pooling proxy or an application pool does."""
 import psycopg
 import pytest
 
+# Each test runs with the decision cache on and off (conftest.py, `cache`).
+pytestmark = pytest.mark.usefixtures("cache")
+
 
 @pytest.fixture
 def key(sessions):

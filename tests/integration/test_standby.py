@@ -8,14 +8,15 @@ import time
 import psycopg
 import pytest
 
-from conftest import connect
+from conftest import connect, with_cache
 
 STANDBY_HOST = os.environ["AUTHZ_TEST_STANDBY_HOST"]
 STANDBY_PORT = os.environ["AUTHZ_TEST_STANDBY_PORT"]
 
 
-def standby_connect(dbname):
-    return psycopg.connect(host=STANDBY_HOST, port=STANDBY_PORT, user="postgres", dbname=dbname, autocommit=True)
+def standby_connect(dbname, cache):
+    return psycopg.connect(host=STANDBY_HOST, port=STANDBY_PORT, user="postgres", dbname=dbname, autocommit=True,
+                           **with_cache(cache))
 
 
 def replayed(primary, standby):
@@ -29,11 +30,11 @@ def replayed(primary, standby):
     raise AssertionError(f"the standby did not replay up to {target} in 30 s")
 
 
-def wait_for_database(dbname):
+def wait_for_database(dbname, cache):
     deadline = time.monotonic() + 30
     while True:
         try:
-            return standby_connect(dbname)
+            return standby_connect(dbname, cache)
         except psycopg.OperationalError:
             if time.monotonic() > deadline:
                 raise
@@ -41,9 +42,10 @@ def wait_for_database(dbname):
 
 
 @pytest.fixture
-def pair(database):
+def pair(database, cache):
+    """A primary session, and a standby session with the decision cache on, then off."""
     primary = connect(database, autocommit=True)
-    standby = wait_for_database(database)
+    standby = wait_for_database(database, cache)
     assert standby.execute("SELECT pg_is_in_recovery()").fetchone()[0]
     yield primary, standby
     primary.close()
