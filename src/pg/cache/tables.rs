@@ -37,8 +37,17 @@ enum State {
     Unsound { completions: u64 },
 }
 
+/// An invalidating table as last seen: what its changes make stale, and its note_change
+/// triggers (re-created triggers mean the list may have changed: read it again).
+#[derive(Clone)]
+struct Table {
+    oid: Oid,
+    kind: Kind,
+    triggers: Vec<Oid>,
+}
+
 thread_local! {
-    static TABLES: RefCell<Vec<(Oid, Kind)>> = const { RefCell::new(Vec::new()) };
+    static TABLES: RefCell<Vec<Table>> = const { RefCell::new(Vec::new()) };
     /// The trigger function, authz.note_change().
     static NOTE_CHANGE: Cell<Oid> = const { Cell::new(pg_sys::InvalidOid) };
     static STATE: Cell<State> = const { Cell::new(State::Unknown) };
@@ -70,7 +79,7 @@ unsafe extern "C-unwind" fn on_relcache_invalidation(_arg: Datum, relid: Oid) {
     // InvalidOid: every relation (after a lost invalidation queue).
     let kind = match relid == pg_sys::InvalidOid {
         true => None,
-        false => match TABLES.try_with(|t| t.try_borrow().map(|t| t.iter().find(|(oid, _)| *oid == relid).map(|(_, k)| *k))) {
+        false => match TABLES.try_with(|t| t.try_borrow().map(|t| t.iter().find(|t| t.oid == relid).map(|t| t.kind))) {
             Ok(Ok(None)) => return, // not one of ours
             Ok(Ok(Some(kind))) => Some(kind),
             _ => None, // unknown while being read: assume the worst
@@ -105,7 +114,7 @@ pub fn all_writes_invalidate(completions: u64) -> bool {
                 STATE.set(if sound { State::Sound } else { State::Unsound { completions } })
             }
             Some(_) => {}
-            None => STATE.set(State::Unknown),
+            None => STATE.set(State::Unknown), // a table gone, or its triggers re-created
         }
     }
     false
@@ -123,22 +132,34 @@ fn read_from_triggers() {
     // As the owner: naming authz.note_change() takes USAGE on schema authz.
     let found = as_owner(|| latest::query(&NOTE_CHANGE_TRIGGERS, &[], |row| (row.get::<Oid>(1), row.get::<Oid>(2))));
     NOTE_CHANGE.set(found.first().and_then(|(function, _)| *function).unwrap_or(pg_sys::InvalidOid));
-    TABLES.set(found.into_iter().filter_map(|(_, table)| Some((table?, Kind::Catalog))).collect());
+    // Until looked at: every change counts as a catalog change (the safe side), and the
+    // triggers as unknown (None below never matches).
+    TABLES.set(found.into_iter().filter_map(|(_, oid)| Some(Table { oid: oid?, kind: Kind::Catalog, triggers: vec![] })).collect());
     STATE.set(State::Stale);
 }
 
 /// Looks at the triggers of the known tables (in the relcache): whether all are sound, or
-/// None if a table is gone.
+/// None if a table is gone or its triggers were re-created (then the list is read again).
 fn look_again() -> Option<bool> {
-    let known: Vec<Oid> = TABLES.with_borrow(|t| t.iter().map(|(oid, _)| *oid).collect());
-    let inspected = known.into_iter().map(|oid| Some((oid, inspect(oid)?))).collect::<Option<Vec<_>>>()?;
-    TABLES.set(inspected.iter().filter_map(|(oid, t)| Some((*oid, t.kind?))).collect());
-    Some(!inspected.is_empty() && inspected.iter().all(|(_, t)| t.sound))
+    let known = TABLES.with_borrow(|t| t.clone());
+    let mut sound = !known.is_empty();
+    let mut seen = Vec::with_capacity(known.len());
+    for table in known {
+        let now = inspect(table.oid)?;
+        if !table.triggers.is_empty() && now.triggers != table.triggers {
+            return None;
+        }
+        sound &= now.sound && now.kind.is_some();
+        seen.push(Table { oid: table.oid, kind: now.kind.unwrap_or(Kind::Catalog), triggers: now.triggers });
+    }
+    TABLES.set(seen);
+    Some(sound)
 }
 
 struct Inspected {
     kind: Option<Kind>,
     sound: bool,
+    triggers: Vec<Oid>,
 }
 
 /// What the note_change triggers of one table say; None if the table is gone.
@@ -151,13 +172,14 @@ fn inspect(oid: Oid) -> Option<Inspected> {
         if rel.is_null() {
             return None;
         }
-        let (mut statement, mut row, mut kinds) = (false, false, Vec::new());
+        let (mut statement, mut row, mut kinds, mut oids) = (false, false, Vec::new(), Vec::new());
         let trigdesc = (*rel).trigdesc;
         let triggers = match trigdesc.is_null() {
             true => &[][..],
             false => std::slice::from_raw_parts((*trigdesc).triggers, (*trigdesc).numtriggers as usize),
         };
         for trigger in triggers.iter().filter(|t| t.tgfoid == note_change) {
+            oids.push(trigger.tgoid);
             let for_each_row = trigger.tgtype as u32 & pg_sys::TRIGGER_TYPE_ROW != 0;
             let enabled = trigger.tgenabled as u8;
             // Statement triggers must fire in every mode, row triggers at least in replica
@@ -174,6 +196,7 @@ fn inspect(oid: Oid) -> Option<Inspected> {
         pg_sys::table_close(rel, pg_sys::NoLock as i32);
         let kind = kinds.first().copied().flatten();
         let agreed = kind.is_some() && kinds.iter().all(|k| *k == kind);
-        Some(Inspected { kind, sound: statement && row && agreed })
+        oids.sort_by_key(|o| o.to_u32());
+        Some(Inspected { kind, sound: statement && row && agreed, triggers: oids })
     }
 }
