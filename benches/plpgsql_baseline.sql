@@ -1,4 +1,4 @@
--- The baseline of benches/checks.sh: the resolution of DESIGN.md section 1 written the
+-- The baseline of benches/checks.sh: the resolution of docs/guide.md (Permissions) written the
 -- straightforward way in PL/pgSQL over authz_ext's own tables, as a user without the
 -- extension would (index lookups, no cache). Loaded into the benchmark database only.
 CREATE OR REPLACE FUNCTION bench_plpgsql_check(p_user text, p_permission text, p_resource text)

@@ -36,7 +36,12 @@ EXAMPLES = {
     "authz_current_user": "SELECT authz_current_user();",
     "authz_can": "SELECT * FROM documents WHERE authz_can('document:read', id);",
     "authz_stats": "SELECT counter, value FROM authz_stats();",
+    "authz_grant_execute": "SELECT authz_grant_execute('app_admin', 'authz_grant', 'authz_revoke');",
 }
+
+# The declarations sql/api.sql adds for text ids (driver parameters) carry this comment;
+# the reference lists the documented ("any") ones and says the others exist.
+OVERLOAD = "Overload of "
 
 FUNCTIONS = """
 SELECT p.proname, pg_get_function_arguments(p.oid), pg_get_function_result(p.oid),
@@ -100,10 +105,15 @@ def render(conn):
         "",
         "## Functions",
         "",
-        "Id parameters are `\"any\"`: bigint, integer, smallint, uuid or text, each independently.",
+        "Id parameters are shown as `\"any\"`: each takes bigint, integer, smallint, uuid, text,",
+        "varchar, citext or a domain over one of them, independently. Every function with id",
+        "parameters is also declared with `text` in their place (and their mixes), for driver",
+        "parameters sent without a type; those declarations are not listed (`\\df` shows them).",
         "",
     ]
     for name, args, result, volatile, parallel, strict, secdef, public, comment in conn.execute(FUNCTIONS):
+        if comment.startswith(OVERLOAD):
+            continue
         markings = [VOLATILITY[volatile], PARALLEL[parallel]]
         if strict:
             markings.append("STRICT")

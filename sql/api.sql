@@ -1,4 +1,4 @@
--- authz_ext: the public SQL interface (DESIGN.md section 3) and its privileges. Runs last.
+-- authz_ext: the public SQL interface (docs/reference.md) and its privileges. Runs last.
 --
 -- Each function is a Rust C function (src/pg). None is SECURITY DEFINER or has a SET
 -- clause: table access switches to the extension owner inside (src/pg/owner.rs), so a

@@ -7,7 +7,7 @@ The ordering of items is not stable, it is driven by a dependency graph.
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:17
+-- src/lib.rs:56
 -- bootstrap
 -- authz_ext: tables and indexes (runs first; see src/lib.rs for the order of the SQL files).
 --
@@ -21,6 +21,18 @@ The ordering of items is not stable, it is driven by a dependency graph.
 -- Rows that this script inserts (the seed catalog) carry `seeded = true`; the
 -- pg_extension_config_dump filters at the end dump only the rows deployers add, because
 -- CREATE EXTENSION re-creates the seeds on restore.
+
+-- Ids and names are handled as UTF-8 text (src/pg): other encodings are refused here, with
+-- a clear error, rather than failing on the first non-ASCII id.
+DO $$
+BEGIN
+    IF pg_catalog.getdatabaseencoding() OPERATOR(pg_catalog.<>) 'UTF8' THEN
+        RAISE EXCEPTION 'authz_ext needs a UTF8 database; this one is encoded %', pg_catalog.getdatabaseencoding()
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = 'Create the database with ENCODING ''UTF8'' (and TEMPLATE template0) and install authz_ext there.';
+    END IF;
+END;
+$$;
 
 CREATE SCHEMA authz;
 REVOKE ALL ON SCHEMA authz FROM PUBLIC;
@@ -203,11 +215,11 @@ SELECT pg_catalog.pg_extension_config_dump('authz.audit_log_id_seq', '');
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:18
+-- src/lib.rs:57
 -- requires:
 --   schema
 
--- authz_ext: the seed catalog (DESIGN.md sections 1 and 2). Every row is marked seeded,
+-- authz_ext: the seed catalog (docs/guide.md: Permissions, API keys). Every row is marked seeded,
 -- so pg_dump leaves it to CREATE EXTENSION (see sql/schema.sql).
 
 INSERT INTO authz.resource_types (name, seeded)
@@ -276,7 +288,7 @@ $$;
 INSERT INTO authz.role_permissions (role, permission, seeded)
 SELECT role, permission, true FROM authz.seeded_role_permissions();
 
--- API key scopes (DESIGN.md section 2).
+-- API key scopes (docs/guide.md, API keys).
 INSERT INTO authz.scopes (name, all_permissions, seeded) VALUES
     ('projects:read', false, true),   ('projects:write', false, true),
     ('documents:read', false, true),  ('documents:write', false, true),
@@ -304,7 +316,7 @@ CROSS JOIN LATERAL pg_catalog.unnest(s.permissions) AS p;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:19
+-- src/lib.rs:58
 -- requires:
 --   seed
 
@@ -681,11 +693,11 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA authz FROM PUBLIC;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:20
+-- src/lib.rs:59
 -- requires:
 --   internal
 
--- authz_ext: internal functions for API keys (DESIGN.md section 2), owner-only like those of
+-- authz_ext: internal functions for API keys (docs/guide.md, API keys), owner-only like those of
 -- internal.sql. The token itself never reaches SQL: src/pg/keys.rs generates it, hashes
 -- it and passes only the SHA-256 and the preview. Validation is in Rust too (an index
 -- lookup by hash); what is here changes keys and writes their audit rows.
@@ -784,45 +796,84 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA authz FROM PUBLIC;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:21
+-- src/lib.rs:60
 -- requires:
 --   keys
 
--- authz_ext: what keeps the decision cache exact (src/pg/cache.rs). Every statement that
--- changes a table a check reads — through the functions or directly, COPY and pg_restore
--- included — calls authz.note_change(), which takes the writers' advisory lock to the end
--- of the transaction and queues a cache invalidation (of the changed table) for every
--- backend.
+-- authz_ext: what keeps the decision cache exact (src/pg/cache, docs/ARCHITECTURE.md).
+--
+-- The one list of the tables a check reads. A change to any of them — through the
+-- functions or directly, COPY, TRUNCATE and pg_restore included, and in
+-- session_replication_role = replica (logical replication's apply, bulk loaders) — fires
+-- authz.note_change(), which queues an invalidation of the changed table for every
+-- backend and has the transaction announce its commit. The argument says what a change
+-- makes stale: 'facts' (the cached users) or 'catalog' (everything). Backends read this
+-- list from pg_trigger; a test checks that every table a check reads is in it.
+--
+-- Statement triggers fire in every mode (ALWAYS). Logical replication's apply fires no
+-- statement triggers but TRUNCATE's, so row triggers fire in replica mode (REPLICA).
 
-CREATE FUNCTION authz.note_change(changed_table oid)
-RETURNS void LANGUAGE c VOLATILE
+CREATE FUNCTION authz.note_change()
+RETURNS trigger LANGUAGE c
 AS 'MODULE_PATHNAME', 'authz_note_change_wrapper';
-
-CREATE FUNCTION authz.note_change_trigger()
-RETURNS trigger LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    PERFORM authz.note_change(TG_RELID);
-    RETURN NULL;
-END;
-$$;
 
 DO $$
 DECLARE
     v_table text;
+    v_kind text;
 BEGIN
-    FOREACH v_table IN ARRAY ARRAY['resource_types', 'permissions', 'roles', 'role_permissions',
-                                   'role_permission_removals', 'user_roles', 'grants']
+    FOR v_table, v_kind IN
+        VALUES ('grants', 'facts'), ('user_roles', 'facts'),
+               ('resource_types', 'catalog'), ('permissions', 'catalog'), ('roles', 'catalog'),
+               ('role_permissions', 'catalog'), ('role_permission_removals', 'catalog')
     LOOP
         EXECUTE pg_catalog.format(
             'CREATE TRIGGER note_change AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON authz.%I
-             FOR EACH STATEMENT EXECUTE FUNCTION authz.note_change_trigger()', v_table);
+             FOR EACH STATEMENT EXECUTE FUNCTION authz.note_change(%L)', v_table, v_kind);
+        EXECUTE pg_catalog.format(
+            'CREATE TRIGGER note_change_replica AFTER INSERT OR UPDATE OR DELETE ON authz.%I
+             FOR EACH ROW EXECUTE FUNCTION authz.note_change(%L)', v_table, v_kind);
+        EXECUTE pg_catalog.format('ALTER TABLE authz.%I ENABLE ALWAYS TRIGGER note_change', v_table);
+        EXECUTE pg_catalog.format('ALTER TABLE authz.%I ENABLE REPLICA TRIGGER note_change_replica', v_table);
     END LOOP;
 END;
 $$;
 
+-- ALTER TABLE ... ENABLE TRIGGER ALL (as pg_restore --disable-triggers ends each table)
+-- makes every trigger fire in origin mode only. While that lasts the caches are not
+-- trusted (src/pg/cache/tables.rs); this puts the modes back after any ALTER TABLE.
+-- DISABLE is left alone: it is deliberate, and the caches are not trusted meanwhile.
+CREATE FUNCTION authz.restore_trigger_modes()
+RETURNS event_trigger LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_table text;
+    v_trigger text;
+BEGIN
+    FOR v_table, v_trigger IN
+        SELECT c.relname, t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+        WHERE t.tgfoid = 'authz.note_change()'::regprocedure AND t.tgenabled = 'O'
+    LOOP
+        EXECUTE format('ALTER TABLE authz.%I ENABLE %s TRIGGER %I', v_table,
+                       CASE v_trigger WHEN 'note_change' THEN 'ALWAYS' ELSE 'REPLICA' END, v_trigger);
+    END LOOP;
+END;
+$$;
+CREATE EVENT TRIGGER authz_restore_trigger_modes ON ddl_command_end WHEN TAG IN ('ALTER TABLE')
+    EXECUTE FUNCTION authz.restore_trigger_modes();
+ALTER EVENT TRIGGER authz_restore_trigger_modes ENABLE ALWAYS;
+
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA authz FROM PUBLIC;
+
+DO $$
+BEGIN
+    IF pg_catalog.strpos(pg_catalog.current_setting('shared_preload_libraries'), 'authz_ext') = 0 THEN
+        RAISE WARNING 'authz_ext is not in shared_preload_libraries: checks will read the tables every time (no decision cache)'
+            USING HINT = 'Add authz_ext to shared_preload_libraries in postgresql.conf and restart the server.';
+    END IF;
+END;
+$$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
@@ -868,19 +919,19 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA authz FROM PUBLIC;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/checks.rs:101
+-- src/pg/checks.rs:104
 -- authz_ext::pg::checks::authz_check
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/checks.rs:106
+-- src/pg/checks.rs:109
 -- authz_ext::pg::checks::authz_check_type
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/admin.rs:200
+-- src/pg/admin.rs:199
 -- authz_ext::pg::admin::authz_cleanup_expired
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
@@ -892,79 +943,73 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA authz FROM PUBLIC;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/admin.rs:193
+-- src/pg/admin.rs:192
 -- authz_ext::pg::admin::authz_define_permission
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/checks.rs:135
+-- src/pg/checks.rs:138
 -- authz_ext::pg::checks::authz_explain
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/admin.rs:86
+-- src/pg/admin.rs:87
 -- authz_ext::pg::admin::authz_grant
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/admin.rs:174
+-- src/pg/admin.rs:173
 -- authz_ext::pg::admin::authz_init_role_permissions
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/checks.rs:191
+-- src/pg/checks.rs:197
 -- authz_ext::pg::checks::authz_noop_check
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/cache.rs:236
--- authz_ext::pg::cache::authz_note_change
--- Skipped due to `#[pgrx(sql = false)]`
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/pg/checks.rs:168
+-- src/pg/checks.rs:171
 -- authz_ext::pg::checks::authz_require
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/checks.rs:121
+-- src/pg/checks.rs:124
 -- authz_ext::pg::checks::authz_resources
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/admin.rs:108
+-- src/pg/admin.rs:105
 -- authz_ext::pg::admin::authz_revoke
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/admin.rs:179
+-- src/pg/admin.rs:178
 -- authz_ext::pg::admin::authz_role_permission_add
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/admin.rs:186
+-- src/pg/admin.rs:185
 -- authz_ext::pg::admin::authz_role_permission_remove
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/admin.rs:164
+-- src/pg/admin.rs:163
 -- authz_ext::pg::admin::authz_role_permissions
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/admin.rs:117
+-- src/pg/admin.rs:116
 -- authz_ext::pg::admin::authz_set_role
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
@@ -976,107 +1021,182 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA authz FROM PUBLIC;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/stats.rs:63
+-- src/pg/stats.rs:64
 -- authz_ext::pg::stats::authz_stats
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/admin.rs:136
+-- src/pg/admin.rs:135
 -- authz_ext::pg::admin::authz_user_permissions
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/admin.rs:123
+-- src/pg/admin.rs:122
 -- authz_ext::pg::admin::authz_user_role
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:22
+-- src/pg/cache/writers.rs:140
+-- authz_ext::pg::cache::writers::authz_note_change
+-- Skipped due to `#[pgrx(sql = false)]`
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/lib.rs:61
 -- finalize
--- authz_ext: the public SQL interface (DESIGN.md section 3) and its privileges. Runs last.
+-- authz_ext: the public SQL interface (docs/reference.md) and its privileges. Runs last.
 --
--- Each function is a Rust C function (src/pg). Id parameters are declared "any": each one
--- independently takes bigint, integer, smallint, uuid or text (or an untyped literal)
--- without casts, stored as canonical text. None is SECURITY DEFINER or has a SET clause:
--- table access switches to the extension owner inside (src/pg/owner.rs), so a per-row
--- check pays no GUC save/restore.
+-- Each function is a Rust C function (src/pg). None is SECURITY DEFINER or has a SET
+-- clause: table access switches to the extension owner inside (src/pg/owner.rs), so a
+-- per-row check pays no GUC save/restore.
+--
+-- Ids. An id parameter (written `id` below) takes bigint, integer, smallint, uuid or text
+-- (and domains over them, varchar, citext), each independently and without casts, and so
+-- does a driver parameter of unknown type (node-postgres sends all parameters so, psycopg
+-- its strings). One declaration cannot do both: a parameter declared "any" takes every
+-- type but never an untyped parameter. So each function is declared several times over
+-- the same C function: every id "any" (the one documented), every id text, and, where two
+-- or more ids are given, each mix of the two, so that PostgreSQL's own rules pick exactly
+-- one for any call (typed non-text ids match only "any"; text, varchar, citext and unknown
+-- prefer text). Defaults sit on the first two only; the mixes are declared at each number
+-- of arguments instead. authz.declare() below writes them, and one C function serves all.
 --
 -- PUBLIC may call the checks, api_key_validate, authz_authenticate, authz_current_user and
 -- authz_can; everything that changes or lists, and authz_set_user, is for the extension
 -- owner and the roles it grants EXECUTE to.
 
+CREATE FUNCTION authz.declare(p_name text, p_params text, p_returns text, p_markings text,
+                              p_comment text, p_symbol text DEFAULT NULL)
+RETURNS void LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_names text[] := '{}';
+    v_types text[] := '{}';
+    v_defaults text[] := '{}';
+    v_ids int[] := '{}';
+    v_required int;
+    v_param text;
+    v_symbol text := coalesce(p_symbol, p_name || '_wrapper');
+    v_first_optional_id boolean;
+    v_n int;
+    v_mask int;
+    v_variant_ids int[];
+BEGIN
+    FOREACH v_param IN ARRAY regexp_split_to_array(p_params, ',\s*') LOOP
+        v_names := v_names || split_part(v_param, ' ', 1);
+        v_types := v_types || split_part(split_part(v_param, ' ', 2), ' DEFAULT', 1);
+        v_defaults := v_defaults || nullif(substring(v_param FROM ' DEFAULT (.*)$'), '');
+        IF split_part(v_param, ' ', 2) = 'id' THEN
+            v_ids := v_ids || cardinality(v_names);
+        END IF;
+    END LOOP;
+    v_required := coalesce((SELECT min(i) - 1 FROM generate_subscripts(v_defaults, 1) i
+                            WHERE v_defaults[i] IS NOT NULL), cardinality(v_names));
+    v_first_optional_id := cardinality(v_ids) > 0 AND v_ids[1] > v_required;
+    -- Every id "any" (the documented one); then, unless the first id may be left out (then
+    -- only this one could be meant), every id text. Both keep the defaults: the first id
+    -- tells them apart.
+    PERFORM authz.declare_variant(p_name, v_names, v_types, v_defaults, cardinality(v_names), '{}',
+                                  p_returns, p_markings, v_symbol, p_comment);
+    IF cardinality(v_ids) > 0 AND NOT v_first_optional_id THEN
+        PERFORM authz.declare_variant(p_name, v_names, v_types, v_defaults, cardinality(v_names), v_ids,
+                                      p_returns, p_markings, v_symbol, NULL);
+    END IF;
+    -- The other mixes of "any" and text, at each number of arguments, without defaults.
+    FOR v_n IN v_required .. cardinality(v_names) LOOP
+        v_variant_ids := ARRAY(SELECT i FROM unnest(v_ids) i WHERE i <= v_n);
+        CONTINUE WHEN cardinality(v_variant_ids) = 0;
+        FOR v_mask IN 1 .. (1 << cardinality(v_variant_ids)) - 1 LOOP
+            CONTINUE WHEN v_mask = (1 << cardinality(v_variant_ids)) - 1 AND NOT v_first_optional_id;
+            PERFORM authz.declare_variant(
+                p_name, v_names, v_types, '{}', v_n,
+                ARRAY(SELECT v_variant_ids[b + 1] FROM generate_series(0, cardinality(v_variant_ids) - 1) b
+                      WHERE v_mask & (1 << b) <> 0),
+                p_returns, p_markings, v_symbol, NULL);
+        END LOOP;
+    END LOOP;
+END;
+$$;
+
+-- One declaration: the first p_arity parameters, ids at p_text_ids as text and the others
+-- "any"; p_comment, or (NULL) a pointer to the documented declaration.
+CREATE FUNCTION authz.declare_variant(p_name text, p_names text[], p_types text[], p_defaults text[],
+                                      p_arity int, p_text_ids int[], p_returns text, p_markings text,
+                                      p_symbol text, p_comment text)
+RETURNS void LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_params text[] := '{}';
+    v_types text[] := '{}';
+    v_type text;
+BEGIN
+    FOR i IN 1 .. p_arity LOOP
+        v_type := CASE WHEN p_types[i] <> 'id' THEN p_types[i]
+                       WHEN i = ANY (p_text_ids) THEN 'text' ELSE '"any"' END;
+        v_types := v_types || v_type;
+        v_params := v_params || (p_names[i] || ' ' || v_type || coalesce(' DEFAULT ' || p_defaults[i], ''));
+    END LOOP;
+    EXECUTE format('CREATE FUNCTION @extschema@.%I(%s) RETURNS %s LANGUAGE c %s AS %L, %L',
+                   p_name, array_to_string(v_params, ', '), p_returns, p_markings, 'MODULE_PATHNAME', p_symbol);
+    EXECUTE format('COMMENT ON FUNCTION @extschema@.%I(%s) IS %L', p_name, array_to_string(v_types, ', '),
+                   coalesce(p_comment, format('Overload of %s for ids given as text or as driver parameters of unknown type; the same function.',
+                                              p_name)));
+END;
+$$;
+
 -- Checks ---------------------------------------------------------------------------------
 -- PARALLEL RESTRICTED: a check reads through the leader's decision cache and takes fresh
 -- snapshots, neither of which a parallel worker can do.
 
-CREATE FUNCTION @extschema@.authz_check(user_id "any", permission text, resource_id "any")
-RETURNS boolean LANGUAGE c STABLE PARALLEL RESTRICTED
-AS 'MODULE_PATHNAME', 'authz_check_wrapper';
-COMMENT ON FUNCTION @extschema@.authz_check(user_id "any", permission text, resource_id "any") IS
-    'Whether the user holds the permission on the resource: resource override, then resource-type override, then role default, else false. NULL resource: the resource-type level.';
+SELECT authz.declare('authz_check', 'user_id id, permission text, resource_id id',
+    'boolean', 'STABLE PARALLEL RESTRICTED',
+    'Whether the user holds the permission on the resource: resource override, then resource-type override, then role default, else false. NULL resource: the resource-type level.');
 
-CREATE FUNCTION @extschema@.authz_check(user_id "any", permission text)
-RETURNS boolean LANGUAGE c STABLE PARALLEL RESTRICTED
-AS 'MODULE_PATHNAME', 'authz_check_type_wrapper';
-COMMENT ON FUNCTION @extschema@.authz_check(user_id "any", permission text) IS
-    'Whether the user holds the permission on every resource of its type (resource-type override, then role default).';
+SELECT authz.declare('authz_check', 'user_id id, permission text',
+    'boolean', 'STABLE PARALLEL RESTRICTED',
+    'Whether the user holds the permission on every resource of its type (resource-type override, then role default).',
+    'authz_check_type_wrapper');
 
-CREATE FUNCTION @extschema@.authz_explain(user_id "any", permission text, resource_id "any" DEFAULT NULL)
-RETURNS TABLE (allowed boolean, decided_by text, role text, grant_id bigint,
-               expires_at timestamptz, reason text)
-LANGUAGE c STABLE PARALLEL RESTRICTED ROWS 1
-AS 'MODULE_PATHNAME', 'authz_explain_wrapper';
-COMMENT ON FUNCTION @extschema@.authz_explain(user_id "any", permission text, resource_id "any") IS
-    'authz_check with its reasons: which level decided (resource, resource_type, role, default), the role, the deciding grant and its expiry.';
+SELECT authz.declare('authz_explain', 'user_id id, permission text, resource_id id DEFAULT NULL',
+    'TABLE (allowed boolean, decided_by text, role text, grant_id bigint, expires_at timestamptz, reason text)',
+    'STABLE PARALLEL RESTRICTED ROWS 1',
+    'authz_check with its reasons: which level decided (resource, resource_type, role, default), the role, the deciding grant and its expiry.');
 
-CREATE FUNCTION @extschema@.authz_require(user_id "any", permission text, resource_id "any" DEFAULT NULL)
-RETURNS void LANGUAGE c STABLE PARALLEL RESTRICTED
-AS 'MODULE_PATHNAME', 'authz_require_wrapper';
-COMMENT ON FUNCTION @extschema@.authz_require(user_id "any", permission text, resource_id "any") IS
-    'Raises insufficient_privilege (42501), naming user, permission and resource, unless authz_check allows.';
+SELECT authz.declare('authz_require', 'user_id id, permission text, resource_id id DEFAULT NULL',
+    'void', 'STABLE PARALLEL RESTRICTED',
+    'Raises insufficient_privilege (42501), naming user, permission and resource, unless authz_check allows.');
 
-CREATE FUNCTION @extschema@.authz_resources(user_id "any", permission text)
-RETURNS SETOF text LANGUAGE c STABLE PARALLEL RESTRICTED ROWS 100
-AS 'MODULE_PATHNAME', 'authz_resources_wrapper';
-COMMENT ON FUNCTION @extschema@.authz_resources(user_id "any", permission text) IS
-    'The resource ids the user holds a live allow override for (not those reached through the role or a resource-type override): for RLS policies that find a selective user''s rows by index. A listing: not executable by PUBLIC.';
+SELECT authz.declare('authz_resources', 'user_id id, permission text',
+    'SETOF text', 'STABLE PARALLEL RESTRICTED ROWS 100',
+    'The resource ids the user holds a live allow override for (not those reached through the role or a resource-type override): for RLS policies that find a selective user''s rows by index. A listing: not executable by PUBLIC.');
 
 -- Overrides and roles ------------------------------------------------------------------------
 
-CREATE FUNCTION @extschema@.authz_grant(user_id "any", permission text, resource_id "any" DEFAULT NULL,
-                                        expires_at timestamptz DEFAULT NULL, effect text DEFAULT 'allow',
-                                        granted_by "any" DEFAULT NULL)
-RETURNS bigint LANGUAGE c VOLATILE
-AS 'MODULE_PATHNAME', 'authz_grant_wrapper';
-COMMENT ON FUNCTION @extschema@.authz_grant(user_id "any", permission text, resource_id "any", expires_at timestamptz, effect text, granted_by "any") IS
-    'Creates or replaces the override for (user, permission, resource); NULL resource: every resource of the type. Returns the grant id.';
+SELECT authz.declare('authz_grant',
+    'user_id id, permission text, resource_id id DEFAULT NULL, expires_at timestamptz DEFAULT NULL, effect text DEFAULT ''allow'', granted_by id DEFAULT NULL',
+    'bigint', 'VOLATILE',
+    'Creates or replaces the override for (user, permission, resource); NULL resource: every resource of the type. Returns the grant id.');
 
-CREATE FUNCTION @extschema@.authz_revoke(user_id "any", permission text, resource_id "any" DEFAULT NULL)
-RETURNS boolean LANGUAGE c VOLATILE
-AS 'MODULE_PATHNAME', 'authz_revoke_wrapper';
-COMMENT ON FUNCTION @extschema@.authz_revoke(user_id "any", permission text, resource_id "any") IS
-    'Deletes the override for (user, permission, resource); true if there was one.';
+SELECT authz.declare('authz_revoke', 'user_id id, permission text, resource_id id DEFAULT NULL',
+    'boolean', 'VOLATILE',
+    'Deletes the override for (user, permission, resource); true if there was one.');
 
-CREATE FUNCTION @extschema@.authz_set_role(user_id "any", role text)
-RETURNS void LANGUAGE c VOLATILE
-AS 'MODULE_PATHNAME', 'authz_set_role_wrapper';
-COMMENT ON FUNCTION @extschema@.authz_set_role(user_id "any", role text) IS
-    'Sets the user''s global role (viewer, developer, manager, admin); NULL removes it.';
+SELECT authz.declare('authz_set_role', 'user_id id, role text',
+    'void', 'VOLATILE',
+    'Sets the user''s global role (viewer, developer, manager, admin); NULL removes it.');
 
-CREATE FUNCTION @extschema@.authz_user_role(user_id "any")
-RETURNS text LANGUAGE c STABLE
-AS 'MODULE_PATHNAME', 'authz_user_role_wrapper';
-COMMENT ON FUNCTION @extschema@.authz_user_role(user_id "any") IS 'The user''s global role, or NULL.';
+SELECT authz.declare('authz_user_role', 'user_id id',
+    'text', 'STABLE',
+    'The user''s global role, or NULL.');
 
-CREATE FUNCTION @extschema@.authz_user_permissions(user_id "any")
-RETURNS TABLE (permission text, resource_id text, effect text, source text, expires_at timestamptz)
-LANGUAGE c STABLE
-AS 'MODULE_PATHNAME', 'authz_user_permissions_wrapper';
-COMMENT ON FUNCTION @extschema@.authz_user_permissions(user_id "any") IS
-    'Where the user''s permissions come from: role defaults (source role) and live overrides (source resource or resource_type).';
+SELECT authz.declare('authz_user_permissions', 'user_id id',
+    'TABLE (permission text, resource_id text, effect text, source text, expires_at timestamptz)', 'STABLE',
+    'Where the user''s permissions come from: role defaults (source role) and live overrides (source resource or resource_type).');
 
 -- Role defaults and the catalog --------------------------------------------------------------
 
@@ -1117,13 +1237,9 @@ COMMENT ON FUNCTION @extschema@.authz_cleanup_expired() IS 'Deletes expired over
 
 -- API keys -----------------------------------------------------------------------------------
 
-CREATE FUNCTION @extschema@.api_key_create(user_id "any", name text, scopes text[],
-                                           expires_at timestamptz DEFAULT NULL)
-RETURNS TABLE (key_id uuid, token text, preview text)
-LANGUAGE c VOLATILE ROWS 1
-AS 'MODULE_PATHNAME', 'api_key_create_wrapper';
-COMMENT ON FUNCTION @extschema@.api_key_create(user_id "any", name text, scopes text[], expires_at timestamptz) IS
-    'Creates an API key for the user with the given scopes; the token is returned here once and stored only as its SHA-256.';
+SELECT authz.declare('api_key_create', 'user_id id, name text, scopes text[], expires_at timestamptz DEFAULT NULL',
+    'TABLE (key_id uuid, token text, preview text)', 'VOLATILE ROWS 1',
+    'Creates an API key for the user with the given scopes; the token is returned here once and stored only as its SHA-256.');
 
 CREATE FUNCTION @extschema@.api_key_validate(token text)
 RETURNS TABLE (valid boolean, status text, key_id uuid, user_id text, scopes text[],
@@ -1133,27 +1249,19 @@ AS 'MODULE_PATHNAME', 'api_key_validate_wrapper';
 COMMENT ON FUNCTION @extschema@.api_key_validate(token text) IS
     'One row: status valid, malformed, unknown, expired or revoked; key, owner, scopes and expiry when valid. Volatile: it refreshes last_used_at (see authz.key_last_used_interval).';
 
-CREATE FUNCTION @extschema@.api_key_revoke(key_id uuid, revoked_by "any" DEFAULT NULL)
-RETURNS boolean LANGUAGE c VOLATILE
-AS 'MODULE_PATHNAME', 'api_key_revoke_wrapper';
-COMMENT ON FUNCTION @extschema@.api_key_revoke(key_id uuid, revoked_by "any") IS
-    'Revokes the key (soft delete: it stays listed with revoked_at). False if it was already revoked or does not exist.';
+SELECT authz.declare('api_key_revoke', 'key_id uuid, revoked_by id DEFAULT NULL',
+    'boolean', 'VOLATILE',
+    'Revokes the key (soft delete: it stays listed with revoked_at). False if it was already revoked or does not exist.');
 
-CREATE FUNCTION @extschema@.api_key_list(user_id "any")
-RETURNS TABLE (key_id uuid, name text, preview text, scopes text[], created_at timestamptz,
-               expires_at timestamptz, last_used_at timestamptz, revoked_at timestamptz)
-LANGUAGE c STABLE
-AS 'MODULE_PATHNAME', 'api_key_list_wrapper';
-COMMENT ON FUNCTION @extschema@.api_key_list(user_id "any") IS
-    'The user''s keys, revoked and expired ones included, oldest first; never a token or hash.';
+SELECT authz.declare('api_key_list', 'user_id id',
+    'TABLE (key_id uuid, name text, preview text, scopes text[], created_at timestamptz, expires_at timestamptz, last_used_at timestamptz, revoked_at timestamptz)',
+    'STABLE',
+    'The user''s keys, revoked and expired ones included, oldest first; never a token or hash.');
 
-CREATE FUNCTION @extschema@.api_key_get(user_id "any", key_id uuid)
-RETURNS TABLE (key_id uuid, name text, preview text, scopes text[], created_at timestamptz,
-               expires_at timestamptz, last_used_at timestamptz, revoked_at timestamptz)
-LANGUAGE c STABLE ROWS 1
-AS 'MODULE_PATHNAME', 'api_key_get_wrapper';
-COMMENT ON FUNCTION @extschema@.api_key_get(user_id "any", key_id uuid) IS
-    'One key, as api_key_list shows it, only if it belongs to the user; otherwise no row.';
+SELECT authz.declare('api_key_get', 'user_id id, key_id uuid',
+    'TABLE (key_id uuid, name text, preview text, scopes text[], created_at timestamptz, expires_at timestamptz, last_used_at timestamptz, revoked_at timestamptz)',
+    'STABLE ROWS 1',
+    'One key, as api_key_list shows it, only if it belongs to the user; otherwise no row.');
 
 -- Request context ------------------------------------------------------------------------------
 -- The principal is backend memory that ends with the transaction (src/pg/context.rs), so
@@ -1165,11 +1273,9 @@ AS 'MODULE_PATHNAME', 'authz_authenticate_wrapper';
 COMMENT ON FUNCTION @extschema@.authz_authenticate(token text) IS
     'Validates the API key and makes its owner the principal of the current transaction, limited to the key''s scopes; returns the user id. Raises 28000 for a token that is not a valid key.';
 
-CREATE FUNCTION @extschema@.authz_set_user(user_id "any")
-RETURNS void LANGUAGE c VOLATILE
-AS 'MODULE_PATHNAME', 'authz_set_user_wrapper';
-COMMENT ON FUNCTION @extschema@.authz_set_user(user_id "any") IS
-    'Makes the user the principal of the current transaction (NULL clears it), for applications that authenticate elsewhere. Not executable by PUBLIC.';
+SELECT authz.declare('authz_set_user', 'user_id id',
+    'void', 'VOLATILE',
+    'Makes the user the principal of the current transaction (NULL clears it), for applications that authenticate elsewhere. Not executable by PUBLIC.');
 
 CREATE FUNCTION @extschema@.authz_current_user()
 RETURNS text LANGUAGE c STABLE PARALLEL RESTRICTED
@@ -1177,41 +1283,73 @@ AS 'MODULE_PATHNAME', 'authz_current_user_wrapper';
 COMMENT ON FUNCTION @extschema@.authz_current_user() IS
     'The principal of the current transaction, or NULL.';
 
-CREATE FUNCTION @extschema@.authz_can(permission text, resource_id "any" DEFAULT NULL)
-RETURNS boolean LANGUAGE c STABLE PARALLEL RESTRICTED
-AS 'MODULE_PATHNAME', 'authz_can_wrapper';
-COMMENT ON FUNCTION @extschema@.authz_can(permission text, resource_id "any") IS
-    'authz_check for the principal of the current transaction, and, when it authenticated with an API key, only if a scope of that (still valid) key covers the permission. False without a principal.';
+SELECT authz.declare('authz_can', 'permission text, resource_id id DEFAULT NULL',
+    'boolean', 'STABLE PARALLEL RESTRICTED',
+    'authz_check for the principal of the current transaction, and, when it authenticated with an API key, only if a scope of that (still valid) key covers the permission. False without a principal. No resource: the resource-type level.');
 
 -- Observability ----------------------------------------------------------------------------------
 
 CREATE FUNCTION @extschema@.authz_stats()
 RETURNS TABLE (counter text, value bigint, description text)
-LANGUAGE c VOLATILE PARALLEL RESTRICTED ROWS 12
+LANGUAGE c VOLATILE PARALLEL RESTRICTED ROWS 14
 AS 'MODULE_PATHNAME', 'authz_stats_wrapper';
 COMMENT ON FUNCTION @extschema@.authz_stats() IS
-    'This backend''s counters since it started: checks, allows, denies, decision-cache hits, misses, bypasses and invalidations, key validations by status.';
+    'This backend''s counters since it started (checks, allows, denies, decision-cache hits, misses, bypasses and invalidations, key validations by status) and the memory its cache and authz_ext hold.';
+
+-- Privileges on every declaration of a function at once ----------------------------------------
+
+CREATE FUNCTION @extschema@.authz_grant_execute(role regrole, VARIADIC functions text[])
+RETURNS void LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_name text;
+    v_function regprocedure;
+BEGIN
+    FOREACH v_name IN ARRAY functions LOOP
+        IF NOT EXISTS (SELECT FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid AND d.deptype = 'e'
+                       AND d.classid = 'pg_proc'::regclass
+                       JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'authz_ext'
+                       WHERE p.proname = v_name AND p.pronamespace = e.extnamespace) THEN
+            RAISE EXCEPTION 'authz_ext has no function %', v_name USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        FOR v_function IN
+            SELECT p.oid FROM pg_proc p JOIN pg_extension e ON e.extname = 'authz_ext'
+            WHERE p.proname = v_name AND p.pronamespace = e.extnamespace
+        LOOP
+            EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %s', v_function, role);
+        END LOOP;
+    END LOOP;
+END;
+$$;
+COMMENT ON FUNCTION @extschema@.authz_grant_execute(role regrole, VARIADIC functions text[]) IS
+    'Grants EXECUTE on every declaration of the named authz_ext functions (each is declared for several id types) to a role; needs the right to grant them, as GRANT does.';
+
+DROP FUNCTION authz.declare(text, text, text, text, text, text);
+DROP FUNCTION authz.declare_variant(text, text[], text[], text[], int, int[], text, text, text, text);
 
 -- Privileges -----------------------------------------------------------------------------------
 
-REVOKE ALL ON FUNCTION
-    @extschema@.authz_grant(user_id "any", permission text, resource_id "any", expires_at timestamptz, effect text, granted_by "any"),
-    @extschema@.authz_revoke(user_id "any", permission text, resource_id "any"),
-    @extschema@.authz_set_role(user_id "any", role text),
-    @extschema@.authz_user_role(user_id "any"),
-    @extschema@.authz_user_permissions(user_id "any"),
-    @extschema@.authz_resources(user_id "any", permission text),
-    @extschema@.authz_role_permissions(role text),
-    @extschema@.authz_init_role_permissions(),
-    @extschema@.authz_role_permission_add(role text, permission text),
-    @extschema@.authz_role_permission_remove(role text, permission text),
-    @extschema@.authz_define_permission(resource_type text, action text),
-    @extschema@.authz_cleanup_expired(),
-    @extschema@.api_key_create(user_id "any", name text, scopes text[], expires_at timestamptz),
-    @extschema@.api_key_revoke(key_id uuid, revoked_by "any"),
-    @extschema@.api_key_list(user_id "any"),
-    @extschema@.api_key_get(user_id "any", key_id uuid),
-    @extschema@.authz_set_user(user_id "any")
-FROM PUBLIC;
+DO $$
+DECLARE
+    v_function regprocedure;
+BEGIN
+    FOR v_function IN
+        SELECT p.oid FROM pg_catalog.pg_proc p
+        JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+                                   AND d.objid = p.oid AND d.deptype = 'e'
+        JOIN pg_catalog.pg_extension e ON e.oid = d.refobjid AND e.extname = 'authz_ext'
+        WHERE p.pronamespace = e.extnamespace
+          AND p.proname IN ('authz_grant', 'authz_revoke', 'authz_set_role', 'authz_user_role',
+                            'authz_user_permissions', 'authz_resources', 'authz_role_permissions',
+                            'authz_init_role_permissions', 'authz_role_permission_add',
+                            'authz_role_permission_remove', 'authz_define_permission',
+                            'authz_cleanup_expired', 'api_key_create', 'api_key_revoke',
+                            'api_key_list', 'api_key_get', 'authz_set_user', 'authz_grant_execute')
+    LOOP
+        EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', v_function);
+    END LOOP;
+END;
+$$;
 /* </end connected objects> */
 

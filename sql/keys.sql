@@ -1,4 +1,4 @@
--- authz_ext: internal functions for API keys (DESIGN.md section 2), owner-only like those of
+-- authz_ext: internal functions for API keys (docs/guide.md, API keys), owner-only like those of
 -- internal.sql. The token itself never reaches SQL: src/pg/keys.rs generates it, hashes
 -- it and passes only the SHA-256 and the preview. Validation is in Rust too (an index
 -- lookup by hash); what is here changes keys and writes their audit rows.

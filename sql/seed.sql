@@ -1,4 +1,4 @@
--- authz_ext: the seed catalog (DESIGN.md sections 1 and 2). Every row is marked seeded,
+-- authz_ext: the seed catalog (docs/guide.md: Permissions, API keys). Every row is marked seeded,
 -- so pg_dump leaves it to CREATE EXTENSION (see sql/schema.sql).
 
 INSERT INTO authz.resource_types (name, seeded)
@@ -67,7 +67,7 @@ $$;
 INSERT INTO authz.role_permissions (role, permission, seeded)
 SELECT role, permission, true FROM authz.seeded_role_permissions();
 
--- API key scopes (DESIGN.md section 2).
+-- API key scopes (docs/guide.md, API keys).
 INSERT INTO authz.scopes (name, all_permissions, seeded) VALUES
     ('projects:read', false, true),   ('projects:write', false, true),
     ('documents:read', false, true),  ('documents:write', false, true),

@@ -1,4 +1,4 @@
-//! The request context (DESIGN.md section 3): the principal of the current transaction,
+//! The request context (docs/reference.md): the principal of the current transaction,
 //! with savepoint semantics. A principal set inside a subtransaction is undone when that
 //! subtransaction rolls back and kept when it is released; everything ends with the
 //! transaction. The pg layer feeds this from PostgreSQL's transaction callbacks; nothing

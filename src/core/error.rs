@@ -1,4 +1,4 @@
-//! The one error type of authz_ext and its SQLSTATEs (DESIGN.md section 1, "Errors").
+//! The one error type of authz_ext and its SQLSTATEs (docs/guide.md, Permissions: Errors).
 //! Messages say what was wrong and what is valid; they never contain a secret.
 
 use std::fmt;

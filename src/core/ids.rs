@@ -1,4 +1,4 @@
-//! Canonical text form of application ids (DESIGN.md section 1): integers in decimal,
+//! Canonical text form of application ids (docs/guide.md, Permissions): integers in decimal,
 //! uuids lower-case hyphenated, text as given. `42`, `42::int` and `'42'` are one id.
 
 use super::error::{Error, Result};

@@ -1,4 +1,4 @@
-//! What `api_key_validate` answers for a token (DESIGN.md sections 2 and 3), and when it
+//! What `api_key_validate` answers for a token (docs/guide.md, API keys), and when it
 //! refreshes a key's `last_used_at`.
 
 use super::resolve::Timestamp;

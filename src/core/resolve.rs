@@ -1,4 +1,4 @@
-//! The resolution rules of DESIGN.md section 1. The first level with a live (unexpired)
+//! The resolution rules (docs/guide.md, Permissions). The first level with a live (unexpired)
 //! override decides, and within a level `deny` beats `allow`:
 //! 1. resource-specific override, 2. resource-type override, 3. role default, 4. deny.
 

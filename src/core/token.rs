@@ -1,4 +1,4 @@
-//! API key tokens (DESIGN.md section 2): `azk_` + 32 random base62 characters + 6 base62
+//! API key tokens (docs/guide.md, API keys): `azk_` + 32 random base62 characters + 6 base62
 //! characters of the CRC32 (IEEE) of the first 36 characters, as GitHub's tokens do, so a
 //! token with a wrong shape or checksum is told apart without touching any table, and a
 //! secret scanner can recognise one offline. Only the SHA-256 of a token is ever stored.

@@ -4,7 +4,7 @@ use pgrx::pg_sys;
 
 /// The time of this call, which expiry (of overrides and keys) is compared with: never
 /// earlier than the start of the statement running it, whether that statement came alone,
-/// with others in one message, or inside a function or procedure (DESIGN.md section 4).
+/// with others in one message, or inside a function or procedure (docs/guide.md, Freshness).
 pub fn now() -> i64 {
     // SAFETY: reads the system clock.
     unsafe { pg_sys::GetCurrentTimestamp() }

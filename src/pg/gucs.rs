@@ -19,7 +19,7 @@ static TRACE_ID: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::ne
 pub fn register() {
     GucRegistry::define_string_guc(
         c"authz.trace_id",
-        c"A request or trace id written into the audit rows of this session's changes.",
+        c"A request or trace id written into the audit rows of the changes made while it is set.",
         c"Set it per request with SET LOCAL authz.trace_id = '...'; empty writes no id.",
         &TRACE_ID,
         GucContext::Userset,

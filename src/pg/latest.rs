@@ -1,6 +1,7 @@
-//! Read-only queries for checks, under a snapshot fresh enough for DESIGN.md section 4:
-//! authorization reads the latest committed state (plus the transaction's own changes),
-//! never an older snapshot kept by REPEATABLE READ or SERIALIZABLE.
+//! Read-only queries for checks, under a snapshot fresh enough for the freshness promise
+//! (docs/guide.md, Freshness): authorization reads the latest committed state (plus the
+//! transaction's own changes), never an older snapshot kept by REPEATABLE READ or
+//! SERIALIZABLE.
 //!
 //! Every read takes the latest snapshot, in every isolation level: it sees every commit
 //! made before the check's statement began (and any made since), and the transaction's

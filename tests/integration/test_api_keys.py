@@ -1,5 +1,5 @@
 """API keys across sessions: revocation freshness, and last_used_at writes that never
-block or fail a validation (DESIGN.md sections 2 and 4)."""
+block or fail a validation (docs/guide.md: API keys, Freshness)."""
 import uuid
 
 import pytest

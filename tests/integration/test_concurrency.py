@@ -7,23 +7,22 @@ test_freshness_stress.py; here checks run among the changes and must not fail.)"
 import random
 import threading
 import time
-import uuid
 
 import pytest
+
+from conftest import unique
 
 # Each test runs with the decision cache on and off (conftest.py, `cache`).
 pytestmark = pytest.mark.usefixtures("cache")
 
-RUN = f"cc-{uuid.uuid4().hex[:8]}"
-USERS = [f"{RUN}-u{i}" for i in range(3)]
 RESOURCES = ["1", "2"]
 SECONDS = 5
 WORKERS = 4
 
 
-def worker(conn, rng, stop, log, keys, keys_lock, errors):
+def worker(conn, users, rng, stop, log, keys, keys_lock, errors):
     while not stop.is_set():
-        user = rng.choice(USERS)
+        user = rng.choice(users)
         op = rng.choice(["grant", "grant", "revoke", "set_role", "key_create", "key_revoke", "check"])
         try:
             if op == "grant":
@@ -60,7 +59,9 @@ def worker(conn, rng, stop, log, keys, keys_lock, errors):
 def test_concurrent_changes_lose_nothing_and_fail_nothing(sessions):
     stop = threading.Event()
     logs, keys, keys_lock, errors = [[] for _ in range(WORKERS)], {}, threading.Lock(), []
-    threads = [threading.Thread(target=worker, args=(sessions(autocommit=True), random.Random(seed), stop,
+    run = unique("cc")  # users of this run's own
+    users = [f"{run}-u{i}" for i in range(3)]
+    threads = [threading.Thread(target=worker, args=(sessions(autocommit=True), users, random.Random(seed), stop,
                                                      logs[seed], keys, keys_lock, errors))
                for seed in range(WORKERS)]
     for t in threads:
@@ -80,18 +81,18 @@ def test_concurrent_changes_lose_nothing_and_fail_nothing(sessions):
     # Every acknowledged change has exactly one audit row (mutators audit even a no-op).
     audited = conn.execute(
         """SELECT action, count(*) FROM authz.audit_log
-           WHERE target ->> 'user_id' = ANY(%s) GROUP BY action""", (USERS,)).fetchall()
+           WHERE target ->> 'user_id' = ANY(%s) GROUP BY action""", (users,)).fetchall()
     counts = dict(audited)
     assert counts.get("authz_grant", 0) == ops.count("grant")
     assert counts.get("authz_revoke", 0) == ops.count("revoke")
     assert counts.get("authz_set_role", 0) == ops.count("set_role")
     # Every key created exists, and is revoked exactly when a revoke said it revoked it.
     stored = dict(conn.execute("SELECT id, revoked_at IS NOT NULL FROM authz.api_keys WHERE user_id = ANY(%s)",
-                               (USERS,)).fetchall())
+                               (users,)).fetchall())
     assert stored == keys
     # For each grant and role, the audit trail is one unbroken chain — each change's old value
     # is the previous change's new value — ending in what the table holds now.
-    for user in USERS:
+    for user in users:
         for resource in RESOURCES + [None]:
             trail = conn.execute(
                 """SELECT old_value ->> 'effect', new_value ->> 'effect' FROM authz.audit_log

@@ -1,4 +1,4 @@
-"""pg_dump / pg_restore (DESIGN.md section 5): a database with roles, grants, custom
+"""pg_dump / pg_restore (docs/guide.md, Privileges): a database with roles, grants, custom
 catalog entries, removed role defaults, keys and audit rows, dumped with pg_dump -Fc and
 restored into a fresh database, answers every check the same, validates every key the
 same way, keeps the audit log intact, and goes on issuing ids without collisions."""

@@ -1,10 +1,9 @@
-"""The freshness promise (DESIGN.md section 4) where a backend-local cache is most easily
+"""The freshness promise (docs/guide.md, Freshness) where a backend-local cache is most easily
 fooled, each through real sessions: several statements in one message, statements inside
 functions and procedures, expiry there, writes in replica mode or with triggers disabled,
 parallel plans under REPEATABLE READ, and logical replication; and the cache staying in
 use beside an open writer, a prepared transaction or a huge user. Each case runs with the
 decision cache on and off (the `cache` fixture)."""
-import os
 import threading
 import time
 

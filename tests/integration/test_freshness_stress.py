@@ -1,4 +1,4 @@
-"""A randomized stress run with an oracle (DESIGN.md section 4): writer sessions commit
+"""A randomized stress run with an oracle (docs/guide.md, Freshness): writer sessions commit
 grants, revokes, role changes and key rotations (revoke one key, create another) while
 checker sessions check and validate keys, in READ COMMITTED and in REPEATABLE READ
 transactions opened long before, in messages of several statements, and from 32 reader
@@ -10,11 +10,9 @@ also have answered a good share of the checks (an unused cache is never stale)."
 import random
 import threading
 import time
-import uuid
 
 from conftest import connect, stats, unique
 
-USER = f"stress-{uuid.uuid4()}"
 RESOURCES = [1, 2, 3]
 SECONDS = 4
 READERS = 32
@@ -28,6 +26,7 @@ class Oracle:
     another writer's grant was uncommitted deletes nothing.)"""
 
     def __init__(self):
+        self.user = unique("stress")  # a user of this run's own
         self.lock = threading.Lock()
         self.history = [{"role": None, "type": None, **{r: None for r in RESOURCES}, "keys": {}}]
         self.tokens = {}  # token -> key id, for keys whose creation has committed
@@ -35,16 +34,16 @@ class Oracle:
     def record(self, conn):
         state = {"role": None, "type": None, **{r: None for r in RESOURCES}}
         state["role"] = conn.execute(
-            "SELECT (SELECT role FROM authz.user_roles WHERE user_id = %s)", (USER,)
+            "SELECT (SELECT role FROM authz.user_roles WHERE user_id = %s)", (self.user,)
         ).fetchone()[0]
         for resource, effect in conn.execute(
             "SELECT resource_id, effect FROM authz.grants WHERE user_id = %s AND permission = 'document:read'",
-            (USER,),
+            (self.user,),
         ):
             state["type" if resource is None else int(resource)] = effect
         state["keys"] = dict(conn.execute(
             "SELECT id, CASE WHEN revoked_at IS NULL THEN 'valid' ELSE 'revoked' END FROM authz.api_keys"
-            " WHERE user_id = %s", (USER,)).fetchall())
+            " WHERE user_id = %s", (self.user,)).fetchall())
         conn.rollback()
         self.history.append(state)
 
@@ -71,19 +70,19 @@ def writer(conn, oracle, rng, stop):
             if live and rng.random() < 0.7:
                 conn.execute("SELECT api_key_revoke(%s)", (rng.choice(live),))
             created = conn.execute(
-                "SELECT token, key_id FROM api_key_create(%s::text, 'stress', ARRAY['documents:read'])", (USER,)
+                "SELECT token, key_id FROM api_key_create(%s::text, 'stress', ARRAY['documents:read'])", (oracle.user,)
             ).fetchone()
         elif target == "role":
             value = rng.choice(["viewer", None])
-            conn.execute("SELECT authz_set_role(%s::text, %s)", (USER, value))
+            conn.execute("SELECT authz_set_role(%s::text, %s)", (oracle.user, value))
         else:
             value = rng.choice(["allow", "deny", None]) if target != "type" else rng.choice(["deny", None])
             resource = None if target == "type" else target
             if value is None:
-                conn.execute("SELECT authz_revoke(%s::text, 'document:read', %s::int)", (USER, resource))
+                conn.execute("SELECT authz_revoke(%s::text, 'document:read', %s::int)", (oracle.user, resource))
             else:
                 conn.execute(
-                    "SELECT authz_grant(%s::text, 'document:read', %s::int, NULL, %s)", (USER, resource, value)
+                    "SELECT authz_grant(%s::text, 'document:read', %s::int, NULL, %s)", (oracle.user, resource, value)
                 )
         with oracle.lock:
             conn.commit()
@@ -102,7 +101,7 @@ def checker(conn, oracle, rng, stop, repeatable_read, results):
             with oracle.lock:
                 first = len(oracle.history) - 1
             answer = conn.execute(
-                "SELECT authz_check(%s::text, 'document:read', %s)", (USER, resource)
+                "SELECT authz_check(%s::text, 'document:read', %s)", (oracle.user, resource)
             ).fetchone()[0]
             with oracle.lock:
                 last = len(oracle.history) - 1
@@ -124,7 +123,7 @@ def message_checker(conn, oracle, rng, stop, results):
     while not stop.is_set():
         resources = [rng.choice(RESOURCES) for _ in range(3)]
         statements = "; SELECT pg_sleep(0.01); ".join(
-            f"SELECT authz_check('{USER}'::text, 'document:read', {r})" for r in resources)
+            f"SELECT authz_check('{oracle.user}'::text, 'document:read', {r})" for r in resources)
         with oracle.lock:
             first = len(oracle.history) - 1
         cursor = conn.execute(statements)
@@ -145,7 +144,7 @@ def reader(conn, oracle, rng, stop, results):
         resource = rng.choice(RESOURCES)
         with oracle.lock:
             first = len(oracle.history) - 1
-        answer = conn.execute("SELECT authz_check(%s::text, 'document:read', %s)", (USER, resource)).fetchone()[0]
+        answer = conn.execute("SELECT authz_check(%s::text, 'document:read', %s)", (oracle.user, resource)).fetchone()[0]
         with oracle.lock:
             last = len(oracle.history) - 1
         results.append(("check", answer in oracle.answers(first, last, resource)))

@@ -1,5 +1,4 @@
 """The installed extension as applications see it through a driver."""
-import os
 import threading
 
 import psycopg

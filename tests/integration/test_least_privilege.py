@@ -1,4 +1,4 @@
-"""Least privilege (DESIGN.md section 5): what an unprivileged login role may and may not
+"""Least privilege (docs/guide.md, Privileges): what an unprivileged login role may and may not
 do, through a driver, and the documented way to delegate administration to a role."""
 import psycopg
 import pytest

@@ -1,4 +1,4 @@
-"""Permission changes as other sessions see them (DESIGN.md section 4)."""
+"""Permission changes as other sessions see them (docs/guide.md, Freshness)."""
 import uuid
 
 import psycopg

@@ -1,5 +1,5 @@
 //! The backend-local decision cache (core::cache), and how checks use it:
-//! - trust.rs: whether the cache may answer this check (DESIGN.md section 4);
+//! - trust.rs: whether the cache may answer this check (docs/guide.md, Freshness);
 //! - writers.rs: what transactions that change authorization data do for that;
 //! - tables.rs: which tables' changes invalidate what (from their triggers);
 //! - uncached.rs: the SQL path, when the cache may not answer or is off.

@@ -1,6 +1,7 @@
 //! Whether the decision cache may answer a check, decided at every check (so "the
-//! statement" of DESIGN.md section 4 is any statement: each of a multi-statement message,
-//! each inside a function or procedure). docs/ARCHITECTURE.md has the argument.
+//! statement" of the freshness promise, docs/guide.md, is any statement: each of a
+//! multi-statement message, each inside a function or procedure). docs/ARCHITECTURE.md has
+//! the argument.
 //!
 //! The cache may answer when every commit visible now has had its invalidations processed
 //! here. PostgreSQL counts completed transactions in shared memory (the count its own

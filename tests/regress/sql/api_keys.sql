@@ -1,7 +1,6 @@
 -- API keys: creation, the token format, storage, every validation status, last_used_at,
 -- revocation, listing isolation, bad input, audit and privileges.
 CREATE EXTENSION authz_ext;
-CREATE EXTENSION pgcrypto;
 
 -- A token is shown once: azk_ + 32 base62 + 6 base62 checksum; the preview is its first 12.
 SELECT key_id AS alice_key, token AS alice_token, preview AS alice_preview
@@ -10,14 +9,15 @@ SELECT :'alice_token' ~ '^azk_[0-9A-Za-z]{38}$' AS token_shape,
        length(:'alice_token') AS token_length,
        :'alice_preview' = left(:'alice_token', 12) AS preview_is_prefix;
 
--- Stored: SHA-256 equal to pgcrypto's digest(); never the token, anywhere.
-SELECT key_hash = digest(:'alice_token', 'sha256') AS pgcrypto_digest_matches,
+-- Stored: the SHA-256 of the token, as PostgreSQL's sha256() computes it (and pgcrypto's
+-- digest(token, 'sha256')); never the token, anywhere.
+SELECT key_hash = sha256(convert_to(:'alice_token', 'UTF8')) AS sha256_matches,
        scopes AS normalized_scopes, user_id, name, created_by, revoked_at IS NULL AS live
 FROM authz.api_keys WHERE id = :'alice_key';
 SELECT count(*) AS rows_containing_token FROM authz.api_keys k WHERE k::text LIKE '%' || :'alice_token' || '%';
 SELECT count(*) AS audit_rows_with_secret FROM authz.audit_log a
 WHERE a::text LIKE '%' || :'alice_token' || '%'
-   OR a::text LIKE '%' || encode(digest(:'alice_token', 'sha256'), 'hex') || '%';
+   OR a::text LIKE '%' || encode(sha256(convert_to(:'alice_token', 'UTF8')), 'hex') || '%';
 
 -- valid: one row with the key, its owner, scopes and expiry.
 SELECT valid, status, key_id = :'alice_key' AS same_key, user_id, scopes, expires_at

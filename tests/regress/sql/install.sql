@@ -1,4 +1,6 @@
 -- Installing authz_ext: the schema, the seed catalog, privileges, and create/drop.
+-- (CONTEXT lines are not shown: they differ between PostgreSQL majors.)
+\set SHOW_CONTEXT never
 CREATE EXTENSION authz_ext;
 SELECT extname, extversion, extrelocatable FROM pg_extension WHERE extname = 'authz_ext';
 

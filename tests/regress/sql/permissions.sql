@@ -1,4 +1,4 @@
--- Permission resolution (DESIGN.md section 1): resource override > resource-type override
+-- Permission resolution (docs/guide.md, Permissions): resource override > resource-type override
 -- > role default (through the hierarchy) > deny; deny beats allow; expired overrides ignored.
 CREATE EXTENSION authz_ext;
 

@@ -3,6 +3,8 @@
 -- pg_temp) ahead of pg_catalog. Every public function, called directly and from an RLS
 -- policy, must ignore them. And CREATE EXTENSION must refuse to install over objects that
 -- already exist (the CVE-2022-2625 class).
+-- (CONTEXT lines are not shown: they differ between PostgreSQL majors.)
+\set SHOW_CONTEXT never
 CREATE ROLE authz_sp_attacker LOGIN;
 GRANT CREATE ON SCHEMA public TO authz_sp_attacker;
 DO $$ BEGIN EXECUTE format('GRANT CREATE ON DATABASE %I TO authz_sp_attacker', current_database()); END $$;
