@@ -106,7 +106,7 @@ def render(conn):
         "## Functions",
         "",
         "Id parameters are shown as `\"any\"`: each takes bigint, integer, smallint, uuid, text,",
-        "varchar, citext or a domain over one of them, independently. Every function with id",
+        "varchar, char, citext or a domain over one of them, independently. Every function with id",
         "parameters is also declared with `text` in their place (and their mixes), for driver",
         "parameters sent without a type; those declarations are not listed (`\\df` shows them).",
         "",

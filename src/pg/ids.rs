@@ -1,7 +1,7 @@
 //! Id arguments. Every id parameter is declared `"any"` or `text` in SQL (sql/api.sql says
-//! why both), so each may be bigint, integer, smallint, uuid, text, varchar, citext, a
-//! domain over one of them or an untyped literal, independently of the others and without
-//! casts; this turns one into the canonical text of core::ids.
+//! why both), so each may be bigint, integer, smallint, uuid, text, varchar, char, citext,
+//! a domain over one of them or an untyped literal, independently of the others and
+//! without casts; this turns one into the canonical text of core::ids.
 
 use crate::core::error::{Error, Result};
 use crate::core::ids::uuid_text;
@@ -29,24 +29,25 @@ pub fn id_text(parameter: &str, arg: AnyElement) -> Result<String> {
                 .to_str()
                 .map_err(|_| Error::invalid(format!("{parameter} is not valid UTF-8")))?
                 .to_string(),
+            // char(n): without its padding, as PostgreSQL casts it to text.
+            pg_sys::BPCHAROID => text().trim_end_matches(' ').to_string(),
             other => match pg_sys::getBaseType(other) {
                 // A domain: what it is over.
                 base if base != other => return id_text(parameter, AnyElement::from_polymorphic_datum(datum, false, base)
                     .expect("non-NULL")),
-                _ if is_citext(other) => text(),
+                _ if is_text_like(other) => text(),
                 _ => return Err(unsupported_type(parameter, other)),
             },
         })
     }
 }
 
-/// Whether the type is citext (from the extension of that name, in any schema): a text
-/// varlena, compared without case by its own operators, here an id like any text.
-fn is_citext(type_oid: Oid) -> bool {
-    // SAFETY: a syscache lookup of a type that exists (an argument has it).
-    unsafe { CStr::from_ptr(pg_sys::format_type_extended(type_oid, -1, pg_sys::FORMAT_TYPE_FORCE_QUALIFY as u16)) }
-        .to_bytes()
-        .ends_with(b".citext")
+/// Whether the type is another text varlena (citext, from the extension of that name): a
+/// base type of the string category with a variable length. Only a superuser can create
+/// base types, so such a type holds text as text does; an id of it is the text it holds.
+fn is_text_like(type_oid: Oid) -> bool {
+    // SAFETY: syscache lookups of a type that exists (an argument has it).
+    unsafe { pg_sys::TypeCategory(type_oid) as u8 == pg_sys::TYPCATEGORY_STRING && pg_sys::get_typlen(type_oid) == -1 }
 }
 
 /// `id_text` for an optional argument: NULL stays None.
@@ -64,6 +65,6 @@ fn unsupported_type(parameter: &str, type_oid: Oid) -> Error {
     let type_name = unsafe { CStr::from_ptr(pg_sys::format_type_be(type_oid)) };
     Error::invalid_with_hint(
         format!("{parameter} cannot be of type {}", type_name.to_string_lossy()),
-        "Ids are bigint, integer, smallint, uuid, text, varchar or citext, or a domain over one of them.",
+        "Ids are bigint, integer, smallint, uuid, text, varchar, char or citext, or a domain over one of them.",
     )
 }

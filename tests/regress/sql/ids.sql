@@ -40,9 +40,18 @@ PREPARE untyped_role AS SELECT authz_set_role($1, $2);
 EXECUTE untyped_role('43', 'viewer');
 SELECT authz_user_role(43) AS role_of_43;
 
--- Other types are refused, with the list of what ids may be.
+-- char(n) without its padding, as PostgreSQL casts it to text.
+SELECT authz_check('42'::char(5), 'document:read', 'b7c1c5e2-6a4e-4d0b-9d1c-0d5c3b0e8a11') AS padded_char;
+
+-- Other types are refused, with the list of what ids may be; also a type that only has
+-- citext's name.
 SELECT authz_check(4.2, 'document:read', 1);
 \echo :SQLSTATE
+CREATE SCHEMA lookalike;
+CREATE TYPE lookalike.citext AS ENUM ('42');
+SELECT authz_check('42'::lookalike.citext, 'document:read', 1);
+\echo :SQLSTATE
+DROP SCHEMA lookalike CASCADE;
 SELECT authz_check(42, 'document:read', now());
 \echo :SQLSTATE
 DROP EXTENSION authz_ext;
