@@ -12,7 +12,7 @@
 #     (benches/concurrency.py, one process per client);
 #   - a cached 100,000-row scan, quiet and beside another session's open transaction that
 #     changed grants: idle in transaction, and prepared and left;
-#   - the selective-access policy (README) on a 1,000,000-row table for a user with 100
+#   - the selective-access policy (docs/guide.md) on a 1,000,000-row table for a user with 100
 #     grants, against the same query written by hand with id = ANY(<the ids>);
 #   - per-row and uncached check cost at 1k, 100k, 1M and 10M grants in total;
 #   - the first check in a fresh backend for the user with 10,000 grants, and the memory

@@ -2,7 +2,7 @@
 -- database with authz_ext installed; idempotent.
 --
 -- The app connects as authz_app: a login role that may read documents (through RLS) and
--- call the delegated administration functions (README "Delegating administration"), and
+-- call the delegated administration functions (docs/guide.md, "Privileges, and delegating administration"), and
 -- nothing else. Every request authenticates with authz_authenticate; what it may do is
 -- decided by authz_can (the user's permissions and the key's scopes).
 

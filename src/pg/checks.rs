@@ -120,7 +120,7 @@ static EXPLICIT_RESOURCES: Statement = Statement {
 };
 
 /// The resources the user holds a live allow override for: with the type-level check, what
-/// lets an RLS policy find a selective user's rows by index (see the README).
+/// lets an RLS policy find a selective user's rows by index (docs/guide.md).
 #[pg_extern(sql = false)]
 fn authz_resources(user_id: Option<AnyElement>, permission: Option<&str>) -> SetOfIterator<'static, String> {
     let (Some(user), Some(permission)) = (user_id, permission) else {

@@ -18,7 +18,7 @@ CALLS = int(os.environ.get("AUTHZ_FUZZ_CALLS", "1500"))
 SEED = int(os.environ.get("AUTHZ_FUZZ_SEED", "20261126"))
 DBNAME = "authz_fuzz"
 
-# The SQLSTATEs the interface documents for bad input (README "Errors").
+# The SQLSTATEs the interface documents for bad input (docs/guide.md, "Errors").
 DOCUMENTED = {
     "22023",  # invalid_parameter_value: unknown permission, role, scope; bad id; past expiry
     "22004",  # null_value_not_allowed

@@ -10,7 +10,7 @@ PUBLIC_FUNCTIONS = {
     "api_key_validate", "authz_authenticate", "authz_can", "authz_check",
     "authz_current_user", "authz_explain", "authz_require", "authz_stats",
 }
-# The functions README.md "Delegating administration" grants to an admin role.
+# The functions docs/guide.md ("Privileges, and delegating administration") grants to an admin role.
 ADMIN_GRANTS = """
 SELECT authz_grant_execute('{role}', 'authz_grant', 'authz_revoke', 'authz_set_role', 'authz_user_role',
                            'authz_user_permissions', 'authz_role_permissions', 'api_key_create',

@@ -1,4 +1,4 @@
-//! The writers' side of the trust protocol (docs/ARCHITECTURE.md, "Decision cache").
+//! The writers' side of the trust protocol (docs/ARCHITECTURE.md, "Why the cache is never stale").
 //!
 //! A statement that changes a table a check reads fires the extension's `note_change`
 //! trigger, which queues a relcache invalidation of that table for every backend and marks

@@ -10,7 +10,7 @@ VACUUM ANALYZE docs_plain, docs_indexed;
 ALTER TABLE docs_plain ENABLE ROW LEVEL SECURITY;
 ALTER TABLE docs_indexed ENABLE ROW LEVEL SECURITY;
 CREATE POLICY plain ON docs_plain FOR SELECT USING (authz_can('document:read', id));
--- The README pattern: the explicitly granted ids, or every id when the principal holds the
+-- The pattern of docs/guide.md: the explicitly granted ids, or every id when the principal holds the
 -- permission on the whole type (role default or type-level allow); then the per-row check.
 CREATE POLICY indexed ON docs_indexed FOR SELECT USING (
     (id = ANY (ARRAY(SELECT r::bigint FROM authz_resources((SELECT authz_current_user()), 'document:read') AS r))
