@@ -197,7 +197,7 @@ fn announce(prepare: bool) {
     registry.used.fetch_add(1, SeqCst);
     for attempt in 0..2 {
         if attempt == 1 {
-            reclaim_finished(registry);
+            sweep(registry);
         }
         for (i, slot) in registry.slots().iter().enumerate() {
             if slot.compare_exchange(0, xid.into_inner(), SeqCst, SeqCst).is_ok() {
@@ -221,31 +221,26 @@ pub fn all_visible_commits_announced() -> bool {
     if !seeded(registry) {
         return false;
     }
-    if registry.used.load(SeqCst) == 0 {
-        return true;
-    }
-    // SAFETY: plain reads of transaction state.
-    let own = unsafe { pg_sys::GetTopTransactionIdIfAny() };
-    for slot in registry.slots() {
-        let xid = TransactionId::from_inner(slot.load(SeqCst));
-        if xid == TransactionId::INVALID || xid == own || in_progress(xid) {
-            continue; // not visible yet
-        }
-        if !finished(xid) {
-            return false; // visible, invalidations maybe not sent
-        }
-        registry.free(slot, xid);
-    }
-    true
+    registry.used.load(SeqCst) == 0 || sweep(registry)
 }
 
-fn reclaim_finished(registry: &Registry) {
+/// Frees the slots of registered transactions seen finished; whether none is visible
+/// without having sent its invalidations (one still in progress, this one included, is not
+/// visible yet).
+fn sweep(registry: &Registry) -> bool {
+    let mut all_sent = true;
     for slot in registry.slots() {
         let xid = TransactionId::from_inner(slot.load(SeqCst));
-        if xid != TransactionId::INVALID && !in_progress(xid) && finished(xid) {
+        if xid == TransactionId::INVALID || in_progress(xid) {
+            continue;
+        }
+        if finished(xid) {
             registry.free(slot, xid);
+        } else {
+            all_sent = false; // visible, invalidations maybe not sent
         }
     }
+    all_sent
 }
 
 fn in_progress(xid: TransactionId) -> bool {
