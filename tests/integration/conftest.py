@@ -4,6 +4,7 @@ import os
 import shutil
 import socket
 import subprocess
+import time
 import uuid
 
 import psycopg
@@ -93,6 +94,18 @@ def stats(conn):
 def with_cache(setting):
     """Connection options that set authz.cache for the session, whatever PGOPTIONS says."""
     return {"options": f"-c authz.cache={setting}"}
+
+
+def run_for(seconds, threads, stop, join_timeout):
+    """Starts the threads, lets them run for `seconds`, sets `stop`, joins them; returns
+    those still running after `join_timeout` (hung)."""
+    for t in threads:
+        t.start()
+    time.sleep(seconds)
+    stop.set()
+    for t in threads:
+        t.join(timeout=join_timeout)
+    return [t for t in threads if t.is_alive()]
 
 
 def as_postgres(*cmd, check=True):

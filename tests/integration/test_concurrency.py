@@ -6,11 +6,10 @@ same story as the tables. (Stale answers are counted by an oracle in
 test_freshness_stress.py; here checks run among the changes and must not fail.)"""
 import random
 import threading
-import time
 
 import pytest
 
-from conftest import unique
+from conftest import run_for, unique
 
 # Each test runs with the decision cache on and off (conftest.py, `cache`).
 pytestmark = pytest.mark.usefixtures("cache")
@@ -64,13 +63,7 @@ def test_concurrent_changes_lose_nothing_and_fail_nothing(sessions):
     threads = [threading.Thread(target=worker, args=(sessions(autocommit=True), users, random.Random(seed), stop,
                                                      logs[seed], keys, keys_lock, errors))
                for seed in range(WORKERS)]
-    for t in threads:
-        t.start()
-    time.sleep(SECONDS)
-    stop.set()
-    for t in threads:
-        t.join(timeout=60)
-        assert not t.is_alive(), "a session hung (deadlock?)"
+    assert run_for(SECONDS, threads, stop, join_timeout=60) == [], "a session hung (deadlock?)"
     assert errors == []
     ops = [op for log in logs for op in log]
     print(f"concurrency: {len(ops)} calls by {WORKERS} sessions, {len(keys)} keys, "

@@ -9,9 +9,8 @@ anything else is a stale answer, and there must be none. With the cache on, the 
 also have answered a good share of the checks (an unused cache is never stale)."""
 import random
 import threading
-import time
 
-from conftest import connect, stats, unique
+from conftest import connect, run_for, stats, unique
 
 RESOURCES = [1, 2, 3]
 SECONDS = 4
@@ -181,12 +180,7 @@ def test_no_stale_answer_under_concurrent_changes(sessions, cache):
         for i, conn in enumerate(checkers[3:])
     ]
     try:
-        for t in threads:
-            t.start()
-        time.sleep(SECONDS)
-        stop.set()
-        for t in threads:
-            t.join(timeout=30)
+        run_for(SECONDS, threads, stop, join_timeout=30)
     finally:
         with connect(autocommit=True) as admin:
             admin.execute(f"ROLLBACK PREPARED '{gid}'")
