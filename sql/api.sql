@@ -133,6 +133,10 @@ SELECT authz.declare('authz_grant',
     'bigint', 'VOLATILE',
     'Creates or replaces the override for (user, permission, resource); NULL resource: every resource of the type. Returns the grant id.');
 
+SELECT authz.declare('authz_grant_bulk', 'grants jsonb, granted_by id DEFAULT NULL',
+    'bigint', 'VOLATILE',
+    'Creates or replaces many overrides at once, all or nothing: grants is a JSON array of {"user_id", "permission", "resource_id", "expires_at", "effect"} objects (the last three optional), each written and audited as authz_grant would. Returns how many. Other grant writers wait until the transaction ends.');
+
 SELECT authz.declare('authz_revoke', 'user_id id, permission text, resource_id id DEFAULT NULL',
     'boolean', 'VOLATILE',
     'Deletes the override for (user, permission, resource); true if there was one.');
@@ -291,7 +295,7 @@ BEGIN
                                    AND d.objid = p.oid AND d.deptype = 'e'
         JOIN pg_catalog.pg_extension e ON e.oid = d.refobjid AND e.extname = 'authz_ext'
         WHERE p.pronamespace = e.extnamespace
-          AND p.proname IN ('authz_grant', 'authz_revoke', 'authz_set_role', 'authz_user_role',
+          AND p.proname IN ('authz_grant', 'authz_grant_bulk', 'authz_revoke', 'authz_set_role', 'authz_user_role',
                             'authz_user_permissions', 'authz_resources', 'authz_role_permissions',
                             'authz_init_role_permissions', 'authz_role_permission_add',
                             'authz_role_permission_remove', 'authz_define_permission',

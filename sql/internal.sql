@@ -277,10 +277,17 @@ BEGIN
 
     -- As in set_role: the audited old value is the row actually replaced.
     LOOP
-        SELECT * INTO v_row FROM authz.grants g
-        WHERE g.user_id = p_user AND g.permission = p_permission
-          AND g.resource_id IS NOT DISTINCT FROM p_resource
-        FOR UPDATE;
+        -- Two statements, not `resource_id IS NOT DISTINCT FROM p_resource`, which no
+        -- index serves: each is an equality on one of the partial unique indexes.
+        IF p_resource IS NULL THEN
+            SELECT * INTO v_row FROM authz.grants g
+            WHERE g.user_id = p_user AND g.permission = p_permission AND g.resource_id IS NULL
+            FOR UPDATE;
+        ELSE
+            SELECT * INTO v_row FROM authz.grants g
+            WHERE g.user_id = p_user AND g.permission = p_permission AND g.resource_id = p_resource
+            FOR UPDATE;
+        END IF;
         IF FOUND THEN
             v_old := to_jsonb(v_row);
             UPDATE authz.grants g
@@ -306,6 +313,121 @@ BEGIN
 END;
 $$;
 
+-- Many overrides in one call, each as grant_override would write it and audit it, all or
+-- nothing. p_grants is a JSON array of objects {user_id, permission, resource_id?,
+-- expires_at?, effect?}; ids are strings or integers. Every element is checked before
+-- anything is written; the first bad one is named (22023). Other writers of grants wait
+-- for the end of this transaction (the lock makes the audited old values exact).
+CREATE FUNCTION authz.grant_bulk(p_grants jsonb, p_granted_by text, p_db_role text)
+RETURNS bigint LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_problem record;
+    v_count bigint;
+BEGIN
+    IF jsonb_typeof(p_grants) IS DISTINCT FROM 'array' THEN
+        RAISE EXCEPTION 'grants must be a JSON array'
+            USING ERRCODE = '22023',
+                  HINT = 'Pass [{"user_id": ..., "permission": ..., "resource_id": ..., "expires_at": ..., "effect": ...}, ...].';
+    END IF;
+    SELECT n, problem INTO v_problem FROM (
+        SELECT n, CASE
+            WHEN jsonb_typeof(e) <> 'object' THEN 'is not an object'
+            WHEN e - '{user_id,permission,resource_id,expires_at,effect}'::text[] <> '{}'
+                THEN 'has a key other than user_id, permission, resource_id, expires_at, effect'
+            WHEN NOT CASE jsonb_typeof(e -> 'user_id')
+                     WHEN 'number' THEN e ->> 'user_id' ~ '^-?[0-9]+$'
+                     WHEN 'string' THEN octet_length(e ->> 'user_id') BETWEEN 1 AND 1024
+                     ELSE false END
+                THEN 'user_id must be an integer or a string of 1 to 1024 bytes'
+            WHEN NOT CASE coalesce(jsonb_typeof(e -> 'resource_id'), 'null')
+                     WHEN 'null' THEN true
+                     WHEN 'number' THEN e ->> 'resource_id' ~ '^-?[0-9]+$'
+                     WHEN 'string' THEN octet_length(e ->> 'resource_id') BETWEEN 1 AND 1024
+                     ELSE false END
+                THEN 'resource_id must be null, an integer or a string of 1 to 1024 bytes'
+            WHEN jsonb_typeof(e -> 'permission') IS DISTINCT FROM 'string' THEN 'permission must be a string'
+            WHEN coalesce(jsonb_typeof(e -> 'expires_at'), 'null') NOT IN ('string', 'null')
+                THEN 'expires_at must be null or a timestamp string'
+            WHEN coalesce(e -> 'effect', '"allow"') NOT IN ('"allow"', '"deny"') THEN 'effect must be "allow" or "deny"'
+        END AS problem
+        FROM jsonb_array_elements(p_grants) WITH ORDINALITY AS t(e, n)
+    ) checked WHERE problem IS NOT NULL ORDER BY n LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'grants element % %', v_problem.n, v_problem.problem
+            USING ERRCODE = '22023', HINT = 'Nothing was written. Elements are counted from 1.';
+    END IF;
+
+    LOCK TABLE authz.grants IN SHARE ROW EXCLUSIVE MODE;
+    WITH input AS MATERIALIZED (SELECT * FROM authz.bulk_grant_rows(p_grants))
+    SELECT (SELECT b.permission FROM input b
+            WHERE NOT EXISTS (SELECT FROM authz.permissions p WHERE p.name = b.permission)
+            ORDER BY b.n LIMIT 1) AS unknown_permission,
+           (SELECT min(expires_at) FROM input) AS earliest_expiry,
+           (SELECT min(n) FROM (SELECT min(n) AS n FROM input GROUP BY user_id, permission, resource_id
+                                HAVING count(*) > 1) repeated) AS repeated
+    INTO v_problem;
+    -- The catalog's own errors for an unknown permission and for past expiry.
+    IF v_problem.unknown_permission IS NOT NULL THEN
+        PERFORM authz.require_known_permission(v_problem.unknown_permission);
+    END IF;
+    PERFORM authz.require_future(v_problem.earliest_expiry);
+    IF v_problem.repeated IS NOT NULL THEN
+        RAISE EXCEPTION 'grants element % names the same (user_id, permission, resource_id) as a later one', v_problem.repeated
+            USING ERRCODE = '22023', HINT = 'Nothing was written. Give each override once.';
+    END IF;
+
+    WITH input AS MATERIALIZED (
+        SELECT * FROM authz.bulk_grant_rows(p_grants)
+    ), old AS (
+        SELECT g.id, to_jsonb(g) AS value FROM input b
+        JOIN authz.grants g ON g.user_id = b.user_id AND g.permission = b.permission AND g.resource_id = b.resource_id
+        UNION ALL
+        SELECT g.id, to_jsonb(g) FROM input b
+        JOIN authz.grants g ON g.user_id = b.user_id AND g.permission = b.permission
+                           AND g.resource_id IS NULL AND b.resource_id IS NULL
+    ), on_resources AS (
+        INSERT INTO authz.grants AS g (user_id, permission, resource_id, effect, expires_at, granted_by)
+        SELECT user_id, permission, resource_id, effect, expires_at, p_granted_by
+        FROM input WHERE resource_id IS NOT NULL
+        ON CONFLICT (user_id, permission, resource_id) WHERE resource_id IS NOT NULL
+        DO UPDATE SET effect = excluded.effect, expires_at = excluded.expires_at, granted_by = excluded.granted_by
+        RETURNING g.*
+    ), on_types AS (
+        INSERT INTO authz.grants AS g (user_id, permission, resource_id, effect, expires_at, granted_by)
+        SELECT user_id, permission, resource_id, effect, expires_at, p_granted_by
+        FROM input WHERE resource_id IS NULL
+        ON CONFLICT (user_id, permission) WHERE resource_id IS NULL
+        DO UPDATE SET effect = excluded.effect, expires_at = excluded.expires_at, granted_by = excluded.granted_by
+        RETURNING g.*
+    ), written AS (
+        SELECT * FROM on_resources UNION ALL SELECT * FROM on_types
+    )
+    INSERT INTO authz.audit_log (actor, db_role, action, target, old_value, new_value, trace_id)
+    SELECT p_granted_by, p_db_role, 'authz_grant',
+           jsonb_build_object('user_id', w.user_id, 'permission', w.permission, 'resource_id', w.resource_id),
+           old.value, to_jsonb(w), nullif(current_setting('authz.trace_id', true), '')
+    FROM written w LEFT JOIN old ON old.id = w.id
+    ORDER BY w.id;
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    RETURN v_count;
+END;
+$$;
+
+-- The elements of a checked bulk_grant argument as rows (n counts from 1).
+CREATE FUNCTION authz.bulk_grant_rows(p_grants jsonb)
+RETURNS TABLE (n bigint, user_id text, permission text, resource_id text,
+               effect text, expires_at timestamptz)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT n, e ->> 'user_id', e ->> 'permission', e ->> 'resource_id', coalesce(e ->> 'effect', 'allow'),
+           (e ->> 'expires_at')::timestamptz
+    FROM jsonb_array_elements(p_grants) WITH ORDINALITY AS t(e, n);
+$$;
+
+
 CREATE FUNCTION authz.revoke_override(p_user text, p_permission text, p_resource text,
                                       p_actor text, p_db_role text)
 RETURNS boolean LANGUAGE plpgsql
@@ -315,10 +437,16 @@ DECLARE
     v_old jsonb;
 BEGIN
     PERFORM authz.require_known_permission(p_permission);
-    DELETE FROM authz.grants g
-    WHERE g.user_id = p_user AND g.permission = p_permission
-      AND g.resource_id IS NOT DISTINCT FROM p_resource
-    RETURNING to_jsonb(g) INTO v_old;
+    -- Two statements for the two partial unique indexes, as in grant_override.
+    IF p_resource IS NULL THEN
+        DELETE FROM authz.grants g
+        WHERE g.user_id = p_user AND g.permission = p_permission AND g.resource_id IS NULL
+        RETURNING to_jsonb(g) INTO v_old;
+    ELSE
+        DELETE FROM authz.grants g
+        WHERE g.user_id = p_user AND g.permission = p_permission AND g.resource_id = p_resource
+        RETURNING to_jsonb(g) INTO v_old;
+    END IF;
     PERFORM authz.write_audit('authz_revoke',
                               jsonb_build_object('user_id', p_user, 'permission', p_permission,
                                                  'resource_id', p_resource),

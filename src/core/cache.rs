@@ -5,9 +5,11 @@
 //! used entries are evicted first.
 
 use super::heap;
-use super::resolve::Override;
+use super::ids::{canonical_integer, Id};
+use super::resolve::{Effect, Override};
 // FxHash: the keys are ids and permission names, and hashing is on every check's path.
 use rustc_hash::FxHashMap as HashMap;
+use std::rc::Rc;
 
 /// What the tables say about one user and one permission.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -16,32 +18,77 @@ pub struct Facts {
     pub role: Option<String>,
     pub role_allows: bool,
     pub type_level: Vec<Override>,
-    pub resource_level: HashMap<String, Vec<Override>>,
+    pub resource_level: Resources,
 }
 
 impl Facts {
     /// Files a stored override under its resource, or at the type level (no resource).
-    pub fn add(&mut self, resource: Option<String>, grant: Override) {
+    pub fn add(&mut self, resource: Option<&str>, grant: Override) {
         match resource {
-            Some(resource) => self.resource_level.entry(resource).or_default().push(grant),
+            Some(resource) => self.resource_level.insert(resource, grant),
             None => self.type_level.push(grant),
         }
     }
 
-    pub fn resource_level_for(&self, resource: Option<&str>) -> &[Override] {
-        resource.and_then(|r| self.resource_level.get(r)).map_or(&[], Vec::as_slice)
+    pub fn resource_level_for(&self, resource: Option<Id>) -> &[Override] {
+        resource.and_then(|r| self.resource_level.get(r)).map_or(&[], std::slice::from_ref)
     }
 
     /// Whether a check of `resource` must know the time: some override that could decide
     /// it expires.
-    pub fn expiry_matters(&self, resource: Option<&str>) -> bool {
+    pub fn expiry_matters(&self, resource: Option<Id>) -> bool {
         self.resource_level_for(resource).iter().chain(&self.type_level).any(|o| o.expires_at.is_some())
     }
 
     /// The heap bytes these facts keep (estimated).
     pub fn bytes(&self) -> usize {
-        let resources: usize = self.resource_level.iter().map(|(r, v)| heap::string(r) + heap::vec(v)).sum();
-        self.role.as_deref().map_or(0, heap::string) + heap::vec(&self.type_level) + heap::map(&self.resource_level) + resources
+        self.role.as_deref().map_or(0, heap::string) + heap::vec(&self.type_level) + self.resource_level.bytes()
+    }
+}
+
+/// One user's resource-level overrides for one permission, by resource: integer ids by
+/// value (nothing formatted to find one, 8 bytes a key), other ids by their text. At most
+/// one override per resource (the unique index of authz.grants); should a second ever
+/// arrive, a deny is kept over an allow (fail closed).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Resources {
+    integers: HashMap<i64, Override>,
+    texts: HashMap<Box<str>, Override>,
+}
+
+impl Resources {
+    pub fn get(&self, resource: Id) -> Option<&Override> {
+        match resource.as_integer() {
+            Some(n) => self.integers.get(&n),
+            None => match resource {
+                Id::Text(s) => self.texts.get(s),
+                Id::Integer(_) => None,
+            },
+        }
+    }
+
+    fn insert(&mut self, resource: &str, grant: Override) {
+        let keep = |slot: &mut Override| {
+            if slot.effect != Effect::Deny {
+                *slot = grant;
+            }
+        };
+        match canonical_integer(resource) {
+            Some(n) => self.integers.entry(n).and_modify(keep).or_insert(grant),
+            None => self.texts.entry(resource.into()).and_modify(keep).or_insert(grant),
+        };
+    }
+
+    pub fn len(&self) -> usize {
+        self.integers.len() + self.texts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn bytes(&self) -> usize {
+        heap::map(&self.integers) + heap::map(&self.texts) + self.texts.keys().map(|k| heap::string(k)).sum::<usize>()
     }
 }
 
@@ -80,7 +127,8 @@ impl Catalog {
 }
 
 struct Slot {
-    facts: Facts,
+    /// Shared with the call sites that remember it (until the next invalidation).
+    facts: Rc<Facts>,
     last_used: u64,
     /// The permission key's and the facts' bytes, as counted when stored.
     bytes: usize,
@@ -114,7 +162,7 @@ impl Cache {
         Cache { entries: HashMap::default(), users_bytes: 0, budget, clock: 0 }
     }
 
-    pub fn get(&mut self, user: &str, permission: &str) -> Option<&Facts> {
+    pub fn get(&mut self, user: &str, permission: &str) -> Option<&Rc<Facts>> {
         self.clock += 1;
         let slot = self.entries.get_mut(user)?.slots.get_mut(permission)?;
         slot.last_used = self.clock;
@@ -122,15 +170,17 @@ impl Cache {
     }
 
     /// Stores the facts, evicting the least recently used entries to stay within the budget.
-    /// Returns whether they were kept: not when they alone would not fit.
-    pub fn insert(&mut self, user: &str, permission: &str, facts: Facts) -> bool {
-        let bytes = heap::string(permission) + facts.bytes();
+    /// Returns whether they were kept (not when they alone would not fit), and them.
+    pub fn insert(&mut self, user: &str, permission: &str, facts: Facts) -> (bool, Rc<Facts>) {
+        // The facts live in their own allocation (with the Rc's two counts).
+        let bytes = heap::string(permission) + heap::allocation(std::mem::size_of::<Facts>() + 16) + facts.bytes();
+        let facts = Rc::new(facts);
         if heap::string(user) + bytes > self.budget {
-            return false;
+            return (false, facts);
         }
         self.remove(user, permission);
         self.clock += 1;
-        let slot = Slot { facts, last_used: self.clock, bytes };
+        let slot = Slot { facts: facts.clone(), last_used: self.clock, bytes };
         let before = self.entries.get(user).map_or(0, |per_user| per_user.bytes(user));
         let per_user = self.entries.entry(user.to_string()).or_default();
         per_user.slots.insert(permission.to_string(), slot);
@@ -140,7 +190,7 @@ impl Cache {
             // The new entry is the most recently used: it goes last.
             self.evict(self.bytes() - self.budget);
         }
-        self.entries.get(user).is_some_and(|per_user| per_user.slots.contains_key(permission))
+        (self.entries.get(user).is_some_and(|per_user| per_user.slots.contains_key(permission)), facts)
     }
 
     /// Empties the cache and gives its memory back.
@@ -206,30 +256,49 @@ impl Cache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::resolve::Effect;
     use proptest::prelude::*;
 
     fn facts(resources: usize) -> Facts {
         let grant = Override { grant_id: 1, effect: Effect::Allow, expires_at: None };
-        Facts {
-            known_permission: true,
-            resource_level: (0..resources).map(|r| (r.to_string(), vec![grant])).collect(),
-            ..Facts::default()
+        let mut facts = Facts { known_permission: true, ..Facts::default() };
+        for r in 0..resources {
+            facts.add(Some(&r.to_string()), grant);
         }
+        facts
+    }
+
+    #[test]
+    fn resources_by_integer_and_by_text() {
+        let grant = |grant_id, effect| Override { grant_id, effect, expires_at: None };
+        let mut f = Facts::default();
+        f.add(Some("42"), grant(1, Effect::Allow));
+        f.add(Some("042"), grant(2, Effect::Allow));
+        f.add(Some("doc-7"), grant(3, Effect::Deny));
+        let id_of = |f: &Facts, r: Option<Id>| f.resource_level_for(r).first().map(|o| o.grant_id);
+        assert_eq!(id_of(&f, Some(Id::Integer(42))), Some(1));
+        assert_eq!(id_of(&f, Some(Id::Text("42"))), Some(1), "42 and '42' are one id");
+        assert_eq!(id_of(&f, Some(Id::Text("042"))), Some(2), "'042' is another");
+        assert_eq!(id_of(&f, Some(Id::Text("doc-7"))), Some(3));
+        assert_eq!(id_of(&f, Some(Id::Integer(7))), None);
+        assert_eq!(id_of(&f, None), None);
+        assert_eq!(f.resource_level.len(), 3);
+        f.add(Some("42"), grant(4, Effect::Deny));
+        f.add(Some("42"), grant(5, Effect::Allow));
+        assert_eq!(id_of(&f, Some(Id::Integer(42))), Some(4), "a second override: the deny is kept");
     }
 
     #[test]
     fn hit_miss_and_bytes() {
         let mut c = Cache::new(1 << 20);
         assert!(c.get("u", "document:read").is_none());
-        assert!(c.insert("u", "document:read", facts(3)));
-        let three = c.bytes();
-        assert!(three > 3 * 32, "{three}");
-        assert_eq!(c.get("u", "document:read").unwrap().resource_level_for(Some("2")).len(), 1);
-        assert!(c.get("u", "document:read").unwrap().resource_level_for(Some("9")).is_empty());
+        assert!(c.insert("u", "document:read", facts(30)).0);
+        let thirty = c.bytes();
+        assert!(thirty > 30 * 32, "{thirty}");
+        assert_eq!(c.get("u", "document:read").unwrap().resource_level_for(Some(Id::Integer(2))).len(), 1);
+        assert!(c.get("u", "document:read").unwrap().resource_level_for(Some(Id::Text("99"))).is_empty());
         assert!(c.get("u", "document:update").is_none());
         c.insert("u", "document:read", facts(1));
-        assert!(c.bytes() < three, "replacing an entry releases its old bytes");
+        assert!(c.bytes() < thirty, "replacing an entry releases its old bytes");
         c.clear();
         assert_eq!(c.bytes(), 0);
         assert!(c.get("u", "document:read").is_none());
@@ -243,17 +312,18 @@ mod tests {
         c.clear();
         c.insert(&"u".repeat(10_000), "p", facts(0));
         assert!(c.bytes() > short + 9_900);
-        assert!(!c.insert(&"u".repeat(2 << 20), "p", facts(0)), "a key larger than the budget is not kept");
+        assert!(!c.insert(&"u".repeat(2 << 20), "p", facts(0)).0, "a key larger than the budget is not kept");
     }
 
     #[test]
     fn expiry_matters_only_when_something_expires() {
         let mut f = facts(2);
-        assert!(!f.expiry_matters(Some("1")));
-        f.add(Some("1".into()), Override { grant_id: 2, effect: Effect::Deny, expires_at: Some(5) });
-        assert!(f.expiry_matters(Some("1")) && !f.expiry_matters(Some("0")) && !f.expiry_matters(None));
+        let (one, zero) = (Some(Id::Integer(1)), Some(Id::Integer(0)));
+        assert!(!f.expiry_matters(one));
+        f.add(Some("1"), Override { grant_id: 2, effect: Effect::Deny, expires_at: Some(5) });
+        assert!(f.expiry_matters(one) && !f.expiry_matters(zero) && !f.expiry_matters(None));
         f.add(None, Override { grant_id: 3, effect: Effect::Deny, expires_at: Some(5) });
-        assert!(f.expiry_matters(Some("0")) && f.expiry_matters(None));
+        assert!(f.expiry_matters(zero) && f.expiry_matters(None));
     }
 
     #[test]
@@ -273,16 +343,16 @@ mod tests {
     #[test]
     fn least_recently_used_goes_first() {
         let mut probe = Cache::new(usize::MAX);
-        probe.insert("a", "p", facts(3));
+        probe.insert("a", "p", facts(50));
         let one = probe.bytes();
         let mut c = Cache::new(one * 5 / 2);
-        c.insert("a", "p", facts(3));
-        c.insert("b", "p", facts(3));
+        c.insert("a", "p", facts(50));
+        c.insert("b", "p", facts(50));
         c.get("a", "p");
-        c.insert("c", "p", facts(3)); // no room for three: b is the oldest
+        c.insert("c", "p", facts(50)); // no room for three: b is the oldest
         assert!(c.get("b", "p").is_none());
         assert!(c.get("a", "p").is_some() && c.get("c", "p").is_some());
-        assert!(!c.insert("big", "p", facts(100)), "heavier than the budget: not stored");
+        assert!(!c.insert("big", "p", facts(500)).0, "heavier than the budget: not stored");
         assert!(c.get("big", "p").is_none());
         assert!(c.get("a", "p").is_some());
     }
@@ -300,7 +370,7 @@ mod tests {
                 let recount: usize = heap::map(&c.entries)
                     + c.entries.iter().map(|(u, per_user)| {
                         heap::string(u) + heap::map(&per_user.slots)
-                            + per_user.slots.iter().map(|(p, s)| heap::string(p) + s.facts.bytes()).sum::<usize>()
+                            + per_user.slots.iter().map(|(p, s)| heap::string(p) + heap::allocation(std::mem::size_of::<Facts>() + 16) + s.facts.bytes()).sum::<usize>()
                     }).sum::<usize>();
                 prop_assert_eq!(recount, c.bytes());
             }

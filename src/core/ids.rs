@@ -6,18 +6,57 @@ use super::error::{Error, Result};
 /// Longest id (in bytes) a mutator stores; keeps every id well inside a btree entry.
 pub const MAX_ID_BYTES: usize = 1024;
 
-/// The canonical text of a uuid given as its 16 bytes.
-pub fn uuid_text(bytes: &[u8; 16]) -> String {
+/// An id as a check is given it: an integer (bigint, integer, smallint), kept as its value
+/// so that nothing is formatted per row, or text in canonical form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Id<'a> {
+    Integer(i64),
+    Text(&'a str),
+}
+
+impl<'a> Id<'a> {
+    /// The integer the id is, also when given as the canonical text of one ("42", not
+    /// "042" or "+42", which are other ids).
+    pub fn as_integer(&self) -> Option<i64> {
+        match *self {
+            Id::Integer(n) => Some(n),
+            Id::Text(s) => canonical_integer(s),
+        }
+    }
+
+    /// The canonical text.
+    pub fn text(&self) -> std::borrow::Cow<'a, str> {
+        match *self {
+            Id::Integer(n) => itoa::Buffer::new().format(n).to_string().into(),
+            Id::Text(s) => s.into(),
+        }
+    }
+}
+
+/// The integer `s` is the canonical decimal text of, if any.
+pub fn canonical_integer(s: &str) -> Option<i64> {
+    let digits = s.strip_prefix('-').unwrap_or(s);
+    if digits.is_empty() || digits.len() > 19 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: i64 = s.parse().ok()?;
+    (itoa::Buffer::new().format(n) == s).then_some(n)
+}
+
+/// Writes the canonical text of a uuid given as its 16 bytes; returns its length (36).
+pub fn uuid_text(bytes: &[u8; 16], out: &mut [u8; 36]) -> usize {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(36);
+    let mut n = 0;
     for (i, b) in bytes.iter().enumerate() {
         if matches!(i, 4 | 6 | 8 | 10) {
-            out.push('-');
+            out[n] = b'-';
+            n += 1;
         }
-        out.push(HEX[(b >> 4) as usize] as char);
-        out.push(HEX[(b & 0xf) as usize] as char);
+        out[n] = HEX[(b >> 4) as usize];
+        out[n + 1] = HEX[(b & 0xf) as usize];
+        n += 2;
     }
-    out
+    n
 }
 
 /// Checks an id before it is stored: not empty, not longer than MAX_ID_BYTES.
@@ -40,13 +79,38 @@ mod tests {
     use super::*;
 
     #[test]
+    fn canonical_integers() {
+        for (text, integer) in [("0", Some(0)), ("42", Some(42)), ("-7", Some(-7)),
+                                ("9223372036854775807", Some(i64::MAX)), ("-9223372036854775808", Some(i64::MIN)),
+                                ("042", None), ("+42", None), ("-0", None), ("", None), ("-", None), (" 1", None),
+                                ("9223372036854775808", None), ("1e3", None), ("abc", None)] {
+            assert_eq!(canonical_integer(text), integer, "{text}");
+            assert_eq!(Id::Text(text).as_integer(), integer);
+        }
+        assert_eq!(Id::Integer(-12).text(), "-12");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn every_integer_is_its_canonical_text(n: i64) {
+            proptest::prop_assert_eq!(canonical_integer(&n.to_string()), Some(n));
+            proptest::prop_assert_eq!(Id::Integer(n).text(), n.to_string());
+        }
+    }
+
+    #[test]
     fn uuid_text_is_lower_case_hyphenated() {
         let bytes = [
             0x55, 0x0E, 0x84, 0x00, 0xE2, 0x9B, 0x41, 0xD4, 0xA7, 0x16, 0x44, 0x66, 0x55, 0x44,
             0x00, 0x00,
         ];
-        assert_eq!(uuid_text(&bytes), "550e8400-e29b-41d4-a716-446655440000");
-        assert_eq!(uuid_text(&[0; 16]), "00000000-0000-0000-0000-000000000000");
+        let text = |bytes: &[u8; 16]| {
+            let mut out = [0; 36];
+            let n = uuid_text(bytes, &mut out);
+            String::from_utf8(out[..n].to_vec()).unwrap()
+        };
+        assert_eq!(text(&bytes), "550e8400-e29b-41d4-a716-446655440000");
+        assert_eq!(text(&[0; 16]), "00000000-0000-0000-0000-000000000000");
     }
 
     #[test]

@@ -102,6 +102,16 @@ fn authz_grant(fcinfo: pg_sys::FunctionCallInfo) -> i64 {
     .expect("grant_override returns the grant id")
 }
 
+/// Many overrides in one all-or-nothing call (sql/internal.sql, grant_bulk); how many.
+#[pg_extern(sql = false)]
+fn authz_grant_bulk(fcinfo: pg_sys::FunctionCallInfo) -> i64 {
+    // SAFETY: pgrx passes the call's own fcinfo.
+    let args = unsafe { Args::new(fcinfo) };
+    let grants: pgrx::JsonB = args.get(0).ok_or(Error::NullValue { parameter: "grants" }).or_raise();
+    let granted_by = optional_id_text("granted_by", args.id(1)).or_raise();
+    call::<i64>("grant_bulk", vec![grants.into()], granted_by).expect("grant_bulk returns a count")
+}
+
 #[pg_extern(sql = false)]
 fn authz_revoke(fcinfo: pg_sys::FunctionCallInfo) -> bool {
     // SAFETY: pgrx passes the call's own fcinfo.

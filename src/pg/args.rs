@@ -14,7 +14,8 @@ impl Args {
         Args(fcinfo)
     }
 
-    fn datum(&self, n: usize) -> Option<pg_sys::Datum> {
+    /// Argument `n` (0-based); None when NULL or not passed.
+    pub fn datum(&self, n: usize) -> Option<pg_sys::Datum> {
         // SAFETY: fcinfo is the call's (new), and only its first nargs arguments are read.
         unsafe {
             let fcinfo = &*self.0;

@@ -4,17 +4,20 @@ use super::args::Args;
 use super::cache;
 use super::clock;
 use super::latest::{self, Statement};
-use super::ids::{id_text, optional_id_text};
+use super::ids::{id_ref, id_text, id_type, optional_id_text, IdRef};
 use super::owner::as_owner;
 use super::report::{raise, OrRaise};
 use super::stats::{self, Counter};
 use crate::core::error::Error;
 use crate::core::permission;
 use crate::core::cache::Facts;
+use crate::core::ids::Id;
+use super::cache::Found;
 use crate::core::resolve::{resolve, DecidedBy, Decision, Effect};
 use pgrx::prelude::*;
-use pgrx::AnyElement;
 use pgrx::pg_sys;
+use pgrx::{AnyElement, PgMemoryContexts};
+use std::rc::Rc;
 
 /// A decided check, with what explain and require report.
 struct Answer {
@@ -29,41 +32,149 @@ struct Answer {
 fn decide(user: Option<AnyElement>, permission: Option<&str>, resource: Option<AnyElement>) -> Option<Answer> {
     let (user, permission) = (id_text("user_id", user?).or_raise(), permission?);
     let resource = optional_id_text("resource_id", resource).or_raise();
-    let (decision, role) = decide_with(&user, permission, resource.as_deref(), |d, facts| (d, facts.role.clone()));
+    let facts = facts_for(&user, permission, resource.as_deref()).facts;
+    let decision = evaluate(&facts, resource.as_deref().map(Id::Text));
+    count(decision.allowed);
+    let role = facts.role.clone();
     Some(Answer { decision, role, user, permission: permission.to_string(), resource })
 }
 
-/// Whether the user holds the permission on the resource (NULL: the type level), for a
-/// user id already in canonical text. The check's hot path: nothing is built for messages.
-pub(super) fn allowed(user: &str, permission: Option<&str>, resource: Option<AnyElement>) -> bool {
-    let Some(permission) = permission else {
-        return false;
-    };
-    let resource = optional_id_text("resource_id", resource).or_raise();
-    decide_with(user, permission, resource.as_deref(), |d, _| d.allowed)
+fn evaluate(facts: &Facts, resource: Option<Id>) -> Decision {
+    // The clock is read only when an override that could decide expires.
+    let now = if facts.expiry_matters(resource) { clock::now() } else { 0 };
+    resolve(facts.resource_level_for(resource), &facts.type_level, facts.role_allows, now)
 }
 
-/// Resolves a check from the decision cache, or from the tables when the cache is off or
-/// not to be trusted in this statement, and hands the decision and its facts to `read`.
-/// Raises 22023 for a malformed or unknown permission.
-fn decide_with<R>(user: &str, permission: &str, resource: Option<&str>, read: impl Fn(Decision, &Facts) -> R) -> R {
-    let evaluate = |facts: &Facts| {
-        // The clock is read only when an override that could decide expires.
-        let now = if facts.expiry_matters(resource) { clock::now() } else { 0 };
-        let decision = resolve(facts.resource_level_for(resource), &facts.type_level, facts.role_allows, now);
-        (facts.known_permission, decision.allowed, read(decision, facts))
-    };
+fn count(allowed: bool) {
+    stats::bump(if allowed { Counter::Allows } else { Counter::Denies });
+}
+
+/// The facts a check of (user, permission) reads: from the decision cache, or from the
+/// tables when the cache is off or may not answer this check. Raises 22023 for a malformed
+/// or unknown permission.
+fn facts_for(user: &str, permission: &str, resource: Option<&str>) -> Found {
     // Only a well-formed permission is ever looked up in the tables (and so cached).
-    let parse = || permission::parse(permission).map(|_| ()).or_raise();
-    let (known, allowed, answer) = cache::with_facts(user, permission, resource, parse, &evaluate).unwrap_or_else(|| {
+    let parse = || {
+        permission::parse(permission).or_raise();
+    };
+    let found = cache::lookup(user, permission, resource, parse).unwrap_or_else(|| {
         parse();
-        evaluate(&cache::load_for_check(user, permission, resource))
+        Found { facts: Rc::new(cache::load_for_check(user, permission, resource)), generation: None }
     });
-    if !known {
+    if !found.facts.known_permission {
         require_known_permission(permission);
     }
-    stats::bump(if allowed { Counter::Allows } else { Counter::Denies });
-    answer
+    found
+}
+
+/// What one call site of a check (one expression in a query) keeps between its calls, in
+/// `flinfo->fn_extra`: its arguments' types, resolved once, and the last user and
+/// permission it checked with their cached facts, used again (one comparison instead of
+/// the cache's lookups) while the cache may answer and they stay current. Per row, a
+/// check then reads its ids without allocating, compares two strings and probes one map.
+pub(super) struct Site {
+    types: Vec<pg_sys::Oid>,
+    last: Option<Remembered>,
+}
+
+struct Remembered {
+    user: UserKey,
+    permission: String,
+    facts: Rc<Facts>,
+    generation: u64,
+}
+
+/// A user id as a call site last saw it (an integer is compared as one: nothing formatted).
+enum UserKey {
+    Integer(i64),
+    Text(String),
+}
+
+impl UserKey {
+    fn of(id: Id) -> Self {
+        match id {
+            Id::Integer(n) => UserKey::Integer(n),
+            Id::Text(s) => UserKey::Text(s.to_string()),
+        }
+    }
+
+    /// The same id given the same way (the same id given otherwise only misses the memo).
+    fn is(&self, id: Id) -> bool {
+        match (self, id) {
+            (UserKey::Integer(a), Id::Integer(b)) => *a == b,
+            (UserKey::Text(a), Id::Text(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl Site {
+    /// The call site of this call.
+    ///
+    /// # Safety
+    /// `fcinfo` must be the call's own, of a function that uses `fn_extra` for nothing else.
+    pub(super) unsafe fn of<'a>(fcinfo: pg_sys::FunctionCallInfo) -> &'a mut Site {
+        // SAFETY: fn_extra is ours (above); fn_mcxt lives as long as the FmgrInfo, and
+        // drops the Site when it is deleted.
+        unsafe {
+            let flinfo = (*fcinfo).flinfo;
+            if (*flinfo).fn_extra.is_null() {
+                let types = (0..(*fcinfo).nargs as i32)
+                    .map(|n| match pg_sys::get_fn_expr_argtype(flinfo, n) {
+                        pg_sys::InvalidOid => pg_sys::InvalidOid,
+                        oid => id_type(oid),
+                    })
+                    .collect();
+                let site = PgMemoryContexts::For((*flinfo).fn_mcxt).leak_and_drop_on_delete(Site { types, last: None });
+                (*flinfo).fn_extra = site.cast();
+            }
+            &mut *(*flinfo).fn_extra.cast::<Site>()
+        }
+    }
+
+    /// Id argument `n` (None: NULL or not passed); raises 22023 for an unsupported type.
+    pub(super) fn id<'a>(&self, args: &'a Args, n: usize, parameter: &str) -> Option<IdRef<'a>> {
+        let datum = args.datum(n)?;
+        // SAFETY: the type is the one the call passed, read once from the parse tree.
+        Some(unsafe { id_ref(parameter, datum, self.types[n]) }.or_raise())
+    }
+
+    /// Whether the user holds the permission on the resource (None: the type level).
+    pub(super) fn allowed(&mut self, user: Id, permission: Option<&str>, resource: Option<Id>) -> bool {
+        let Some(permission) = permission else {
+            return false;
+        };
+        let remembered = self.last.as_ref().filter(|r| {
+            r.user.is(user) && r.permission == permission && cache::still_current(r.generation)
+        });
+        let allowed = match remembered {
+            Some(r) => evaluate(&r.facts, resource).allowed,
+            None => {
+                let found = facts_for(&user.text(), permission, resource.map(|r| r.text()).as_deref());
+                let allowed = evaluate(&found.facts, resource).allowed;
+                self.last = found.generation.map(|generation| Remembered {
+                    user: UserKey::of(user),
+                    permission: permission.to_string(),
+                    facts: found.facts,
+                    generation,
+                });
+                allowed
+            }
+        };
+        count(allowed);
+        allowed
+    }
+}
+
+/// authz_check and authz_check_type (resource-type level): the user is argument 0.
+fn check(fcinfo: pg_sys::FunctionCallInfo) -> bool {
+    // SAFETY: pgrx passes the call's own fcinfo, and fn_extra is used by nothing else.
+    let (args, site) = unsafe { (Args::new(fcinfo), Site::of(fcinfo)) };
+    let Some(user) = site.id(&args, 0, "user_id") else {
+        return false;
+    };
+    let resource = site.id(&args, 2, "resource_id");
+    site.allowed(user.id(), args.get(1), resource.as_ref().map(IdRef::id))
 }
 
 /// Raises the catalog's own 22023 error (with the valid choices) for an unknown permission.
@@ -102,13 +213,13 @@ fn effect_word(effect: Effect) -> &'static str {
 }
 
 #[pg_extern(sql = false)]
-fn authz_check(user_id: Option<AnyElement>, permission: Option<&str>, resource_id: Option<AnyElement>) -> bool {
-    user_id.is_some_and(|u| allowed(&id_text("user_id", u).or_raise(), permission, resource_id))
+fn authz_check(fcinfo: pg_sys::FunctionCallInfo) -> bool {
+    check(fcinfo)
 }
 
 #[pg_extern(sql = false)]
-fn authz_check_type(user_id: Option<AnyElement>, permission: Option<&str>) -> bool {
-    user_id.is_some_and(|u| allowed(&id_text("user_id", u).or_raise(), permission, None))
+fn authz_check_type(fcinfo: pg_sys::FunctionCallInfo) -> bool {
+    check(fcinfo)
 }
 
 static EXPLICIT_RESOURCES: Statement = Statement {
@@ -128,7 +239,7 @@ fn authz_resources(user_id: Option<AnyElement>, permission: Option<&str>) -> Set
     };
     let user = id_text("user_id", user).or_raise();
     // The same errors as a check for a malformed or unknown permission.
-    decide_with(&user, permission, None, |_, _| ());
+    facts_for(&user, permission, None);
     let args = [user.as_str().into_datum(), permission.into_datum(), Some(pg_sys::Datum::from(clock::now()))];
     let found = as_owner(|| latest::query(&EXPLICIT_RESOURCES, &args, |row| row.get::<String>(1).unwrap_or_default()));
     SetOfIterator::new(found)

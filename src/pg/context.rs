@@ -5,21 +5,25 @@
 //! transaction callbacks end it with the transaction and undo it with a rolled-back
 //! savepoint, so the next transaction on a pooled connection starts with none.
 
-use super::checks::allowed;
+use super::cache::{self, KeyGrant};
+use super::args::Args;
+use super::checks::Site;
 use super::clock;
 use super::latest::{self, Statement};
-use super::ids::optional_id_text;
+use super::ids::{optional_id_text, IdRef};
 use super::keys::validate;
 use super::owner::as_owner;
 use super::report::{raise, OrRaise};
 use super::stats;
 use crate::core::context::{Context, Principal};
 use crate::core::error::Error;
+use crate::core::ids::Id;
 use crate::core::ids::validate_for_storage;
-use crate::core::keys::Status;
+use crate::core::keys::{self, KeyState, Status};
 use pgrx::prelude::*;
 use pgrx::{AnyElement, Uuid};
 use std::cell::RefCell;
+use std::rc::Rc;
 use std::ffi::c_void;
 
 thread_local! {
@@ -70,7 +74,7 @@ fn principal() -> Option<Principal> {
 
 /// The principal's user id, for the audit log of changes made in this transaction.
 pub fn current_user() -> Option<String> {
-    principal().map(|p| p.user)
+    principal().map(|p| p.user.to_string())
 }
 
 #[pg_extern(sql = false)]
@@ -79,7 +83,7 @@ fn authz_authenticate(token: Option<&str>) -> String {
         (Status::Valid, Some(key)) => {
             let user = key.user_id.expect("a stored key has an owner");
             let key_id = key.key_id.expect("a stored key has an id");
-            set_principal(Some(Principal { user: user.clone(), key_id: Some(*key_id.as_bytes()) }));
+            set_principal(Some(Principal { user: user.as_str().into(), key_id: Some(*key_id.as_bytes()) }));
             user
         }
         (status, _) => {
@@ -95,7 +99,7 @@ fn authz_set_user(user_id: Option<AnyElement>) {
     if let Some(u) = &user {
         validate_for_storage("user_id", u).or_raise();
     }
-    set_principal(user.map(|user| Principal { user, key_id: None }));
+    set_principal(user.map(|user| Principal { user: user.into(), key_id: None }));
 }
 
 #[pg_extern(sql = false)]
@@ -104,37 +108,82 @@ fn authz_current_user() -> Option<String> {
 }
 
 #[pg_extern(sql = false)]
-fn authz_can(permission: Option<&str>, resource_id: Option<AnyElement>) -> bool {
+fn authz_can(fcinfo: pg_sys::FunctionCallInfo) -> bool {
     let Some(principal) = principal() else {
         return false;
     };
-    let allowed = allowed(&principal.user, permission, resource_id);
+    // SAFETY: pgrx passes the call's own fcinfo, and fn_extra is used by nothing else.
+    let (args, site) = unsafe { (Args::new(fcinfo), Site::of(fcinfo)) };
+    let permission: Option<&str> = args.get(0);
+    let resource = site.id(&args, 1, "resource_id");
+    let allowed = site.allowed(Id::Text(&principal.user), permission, resource.as_ref().map(IdRef::id));
     match (allowed, principal.key_id, permission) {
         (true, Some(key_id), Some(permission)) => key_allows(key_id, permission),
         (allowed, _, _) => allowed,
     }
 }
 
-static KEY_ALLOWS: Statement = Statement {
-    sql: c"SELECT k.revoked_at IS NULL
-              AND (k.expires_at IS NULL OR k.expires_at OPERATOR(pg_catalog.>) $3)
-              AND EXISTS (SELECT FROM authz.scopes s
-                          WHERE s.name OPERATOR(pg_catalog.=) ANY (k.scopes)
-                            AND (s.all_permissions
-                                 OR EXISTS (SELECT FROM authz.scope_permissions sp
-                                            WHERE sp.scope OPERATOR(pg_catalog.=) s.name
-                                              AND sp.permission OPERATOR(pg_catalog.=) $2)))
+static KEY_GRANT: Statement = Statement {
+    sql: c"SELECT k.revoked_at IS NOT NULL, k.expires_at,
+                  EXISTS (SELECT FROM authz.scopes s
+                          WHERE s.name OPERATOR(pg_catalog.=) ANY (k.scopes) AND s.all_permissions),
+                  ARRAY(SELECT sp.permission
+                        FROM authz.scopes s JOIN authz.scope_permissions sp ON sp.scope OPERATOR(pg_catalog.=) s.name
+                        WHERE s.name OPERATOR(pg_catalog.=) ANY (k.scopes))
            FROM authz.api_keys k WHERE k.id OPERATOR(pg_catalog.=) $1",
-    arg_types: &[pg_sys::UUIDOID, pg_sys::TEXTOID, pg_sys::TIMESTAMPTZOID],
+    arg_types: &[pg_sys::UUIDOID],
 };
 
+/// The last (key, permission) a key principal's check decided, while current.
+struct KeyDecision {
+    key_id: [u8; 16],
+    permission: String,
+    grant: Option<Rc<KeyGrant>>,
+    generation: u64,
+}
+
+thread_local! {
+    static LAST_KEY_DECISION: RefCell<Option<KeyDecision>> = const { RefCell::new(None) };
+}
+
 /// Whether the principal's key is still live (a revocation or expiry since
-/// authz_authenticate counts at once) and has a scope covering the permission.
+/// authz_authenticate counts from the next statement) and has a scope covering the
+/// permission. The key is read once while nothing changes (cache/keys.rs), and a scan
+/// checking one permission row after row reuses its last answer.
 fn key_allows(key_id: [u8; 16], permission: &str) -> bool {
-    let now = pg_sys::Datum::from(clock::now());
-    let args = [Uuid::from_bytes(key_id).into_datum(), permission.into_datum(), Some(now)];
-    as_owner(|| latest::query(&KEY_ALLOWS, &args, |row| row.get::<bool>(1).unwrap_or(false)))
-        .first()
-        .copied()
-        .unwrap_or(false)
+    let remembered = LAST_KEY_DECISION.with_borrow(|last| {
+        last.as_ref()
+            .filter(|d| d.key_id == key_id && d.permission == permission && cache::key_grant_current(d.generation))
+            .map(|d| d.grant.clone())
+    });
+    let grant = remembered.unwrap_or_else(|| {
+        let (grant, generation) = cache::key_grant(key_id, || read_key_grant(key_id));
+        let decision = generation.map(|generation| KeyDecision {
+            key_id,
+            permission: permission.to_string(),
+            grant: grant.clone(),
+            generation,
+        });
+        LAST_KEY_DECISION.set(decision);
+        grant
+    });
+    grant.is_some_and(|g| {
+        // The clock is read only when the key expires.
+        let now = if g.expires_at.is_some() { clock::now() } else { 0 };
+        let state = KeyState { revoked: g.revoked, expires_at: g.expires_at };
+        g.covers(permission) && keys::status(Some(state), now) == Status::Valid
+    })
+}
+
+fn read_key_grant(key_id: [u8; 16]) -> Option<KeyGrant> {
+    let args = [Uuid::from_bytes(key_id).into_datum()];
+    as_owner(|| {
+        latest::query(&KEY_GRANT, &args, |row| KeyGrant {
+            revoked: row.get::<bool>(1).unwrap_or(true),
+            expires_at: row.get::<TimestampWithTimeZone>(2).map(i64::from),
+            all_permissions: row.get::<bool>(3).unwrap_or(false),
+            permissions: row.get::<Vec<String>>(4).unwrap_or_default().into_iter().collect(),
+        })
+    })
+    .pop()
 }

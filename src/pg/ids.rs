@@ -4,40 +4,72 @@
 //! without casts; this turns one into the canonical text of core::ids.
 
 use crate::core::error::{Error, Result};
-use crate::core::ids::uuid_text;
+use crate::core::ids::{uuid_text, Id};
 use pgrx::pg_sys::{self, Oid};
 use pgrx::{AnyElement, FromDatum, Uuid};
 use std::ffi::CStr;
 
 /// The canonical text of a non-NULL id argument.
 pub fn id_text(parameter: &str, arg: AnyElement) -> Result<String> {
-    let datum = arg.datum();
-    let text = || {
-        // SAFETY: called only for types whose datum is a text varlena.
-        unsafe { String::from_datum(datum, false).expect("non-NULL text") }
-    };
+    // SAFETY: the datum has the type the argument says.
+    unsafe { id_ref(parameter, arg.datum(), id_type(arg.oid())) }.map(|id| id.id().text().into_owned())
+}
+
+/// How an id argument of a type is read: the type itself, or what a domain is over.
+/// (A syscache lookup: the checks resolve it once per call site.)
+pub fn id_type(type_oid: Oid) -> Oid {
+    // SAFETY: a syscache lookup of a type that exists (an argument has it).
+    unsafe { pg_sys::getBaseType(type_oid) }
+}
+
+/// An id read without an allocation: an integer as its value, text borrowed from the
+/// argument, a uuid formatted on the stack (a check per row reads two ids).
+pub enum IdRef<'a> {
+    Id(Id<'a>),
+    Formatted { buf: [u8; 36], len: u8 },
+}
+
+impl IdRef<'_> {
+    pub fn id(&self) -> Id<'_> {
+        match self {
+            IdRef::Id(id) => *id,
+            // SAFETY: only hex digits and '-' are ever formatted.
+            IdRef::Formatted { buf, len } => Id::Text(unsafe { std::str::from_utf8_unchecked(&buf[..*len as usize]) }),
+        }
+    }
+}
+
+/// The canonical text of a non-NULL id datum of type `type_oid` (already through
+/// `id_type`).
+///
+/// # Safety
+/// The datum must be a live, non-NULL value of that type.
+pub unsafe fn id_ref<'a>(parameter: &str, datum: pg_sys::Datum, type_oid: Oid) -> Result<IdRef<'a>> {
+    // SAFETY: called only for types whose datum is a text varlena.
+    let text = || unsafe { <&'a str>::from_datum(datum, false).expect("non-NULL text") };
     // SAFETY: each arm reads the datum as the type PostgreSQL says it has.
     unsafe {
-        Ok(match arg.oid() {
-            pg_sys::INT8OID => (datum.value() as i64).to_string(),
-            pg_sys::INT4OID => (datum.value() as i32).to_string(),
-            pg_sys::INT2OID => (datum.value() as i16).to_string(),
-            pg_sys::UUIDOID => uuid_text(Uuid::from_datum(datum, false).expect("non-NULL uuid").as_bytes()),
-            pg_sys::TEXTOID | pg_sys::VARCHAROID => text(),
+        Ok(match type_oid {
+            pg_sys::INT8OID => IdRef::Id(Id::Integer(datum.value() as i64)),
+            pg_sys::INT4OID => IdRef::Id(Id::Integer(i64::from(datum.value() as i32))),
+            pg_sys::INT2OID => IdRef::Id(Id::Integer(i64::from(datum.value() as i16))),
+            pg_sys::UUIDOID => {
+                let uuid = Uuid::from_datum(datum, false).expect("non-NULL uuid");
+                let mut buf = [0; 36];
+                let len = uuid_text(uuid.as_bytes(), &mut buf) as u8;
+                IdRef::Formatted { buf, len }
+            }
+            pg_sys::TEXTOID | pg_sys::VARCHAROID => IdRef::Id(Id::Text(text())),
             // An untyped literal ('42') reaches an "any" parameter as a C string.
-            pg_sys::UNKNOWNOID => CStr::from_ptr(datum.cast_mut_ptr::<std::ffi::c_char>())
-                .to_str()
-                .map_err(|_| Error::invalid(format!("{parameter} is not valid UTF-8")))?
-                .to_string(),
+            pg_sys::UNKNOWNOID => IdRef::Id(Id::Text(
+                CStr::from_ptr(datum.cast_mut_ptr::<std::ffi::c_char>())
+                    .to_str()
+                    .map_err(|_| Error::invalid(format!("{parameter} is not valid UTF-8")))?,
+            )),
             // char(n): without its padding, as PostgreSQL casts it to text.
-            pg_sys::BPCHAROID => text().trim_end_matches(' ').to_string(),
-            other => match pg_sys::getBaseType(other) {
-                // A domain: what it is over.
-                base if base != other => return id_text(parameter, AnyElement::from_polymorphic_datum(datum, false, base)
-                    .expect("non-NULL")),
-                _ if is_text_like(other) => text(),
-                _ => return Err(unsupported_type(parameter, other)),
-            },
+            pg_sys::BPCHAROID => IdRef::Id(Id::Text(text().trim_end_matches(' '))),
+            other if is_text_like(other) => IdRef::Id(Id::Text(text())),
+            other => return Err(unsupported_type(parameter, other)),
         })
     }
 }

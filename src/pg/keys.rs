@@ -3,6 +3,7 @@
 //! line or error message can contain it.
 
 use super::admin::{call, required, rows, stored_user};
+use super::cache;
 use super::clock;
 use super::latest::{self, value, IndexKey};
 use super::gucs::KEY_LAST_USED_INTERVAL;
@@ -47,19 +48,21 @@ fn api_key_create(
 }
 
 /// What a lookup by hash finds.
-pub(super) struct StoredKey {
+#[derive(Clone)]
+pub struct StoredKey {
     pub(super) key_id: Option<Uuid>,
     pub(super) user_id: Option<String>,
     scopes: Option<Vec<String>>,
     expires_at: Option<TimestampWithTimeZone>,
     revoked: bool,
-    last_used_at: Option<TimestampWithTimeZone>,
+    /// As read, or as this backend last wrote it (cache::key_used).
+    pub(super) last_used_at: Option<i64>,
 }
 
-/// The key whose hash the token has, read through the unique index on `key_hash`, and
-/// its `last_used_at` through the usage table's primary key (see latest::Reader).
-fn find_key(token: &str) -> Option<StoredKey> {
-    let hash = token::hash(token).as_slice().into_datum().expect("a bytea datum");
+/// The key with this token hash, read through the unique index on `key_hash`, and its
+/// `last_used_at` through the usage table's primary key (see latest::Reader).
+fn find_key(hash: &[u8; 32]) -> Option<StoredKey> {
+    let hash = hash.as_slice().into_datum().expect("a bytea datum");
     let reader = latest::Reader::new();
     let columns = [c"id", c"user_id", c"scopes", c"expires_at", c"revoked_at"];
     let by_hash = [IndexKey { equality: pg_sys::F_BYTEAEQ, value: hash }];
@@ -75,9 +78,12 @@ fn find_key(token: &str) -> Option<StoredKey> {
         .pop()?;
     let by_id = [IndexKey { equality: pg_sys::F_UUID_EQ, value: key.key_id.into_datum().expect("a uuid datum") }];
     key.last_used_at = reader
-        .lookup((c"api_key_usage", c"api_key_usage_pkey"), &by_id, &[c"last_used_at"], Some(1), |v| value(v[0]))
+        .lookup((c"api_key_usage", c"api_key_usage_pkey"), &by_id, &[c"last_used_at"], Some(1), |v| {
+            value::<TimestampWithTimeZone>(v[0])
+        })
         .pop()
-        .flatten();
+        .flatten()
+        .map(i64::from);
     Some(key)
 }
 
@@ -114,13 +120,17 @@ fn look_up(token: Option<&str>) -> (Status, Option<StoredKey>) {
     if let Some(status) = keys::precheck(token) {
         return (status, None);
     }
-    let key = find_key(token.expect("precheck passed a token"));
+    // Read once while nothing changes (cache/keys.rs); the status is decided every time.
+    let hash = token::hash(token.expect("precheck passed a token"));
+    let key = cache::key_by_hash(hash, || find_key(&hash));
     let state = key.as_ref().map(|k| KeyState { revoked: k.revoked, expires_at: k.expires_at.map(i64::from) });
     let now = clock::now();
     match keys::status(state, now) {
         Status::Valid => {
             let key = key.expect("a valid key was found");
-            note_use(&key, now);
+            if note_use(&key, now) {
+                cache::key_used(hash, now);
+            }
             (Status::Valid, Some(key))
         }
         status => (status, None),
@@ -129,16 +139,17 @@ fn look_up(token: Option<&str>) -> (Status, Option<StoredKey>) {
 
 /// Writes `last_used_at` when it is older than authz.key_last_used_interval: never in a
 /// read-only transaction, a parallel worker or on a hot standby, and never so that
-/// validation fails (a concurrent update or lock is skipped, see subxact.rs).
-fn note_use(key: &StoredKey, now: i64) {
+/// validation fails (a concurrent update or lock is skipped, see subxact.rs). Whether it
+/// tried: then `last_used_at` is recent, whoever wrote it.
+fn note_use(key: &StoredKey, now: i64) -> bool {
     let interval = KEY_LAST_USED_INTERVAL.get();
-    if !keys::last_used_due(key.last_used_at.map(i64::from), now, interval) {
-        return;
+    if !keys::last_used_due(key.last_used_at, now, interval) {
+        return false;
     }
     // SAFETY: plain reads of backend state.
     let writable = unsafe { !pg_sys::XactReadOnly && !pg_sys::RecoveryInProgress() && !pg_sys::IsInParallelMode() };
     if !writable {
-        return;
+        return false;
     }
     let stamp = |micros: i64| TimestampWithTimeZone::try_from(micros).expect("within the timestamp range");
     let args = [key.key_id.into(), stamp(now).into(), stamp(now - i64::from(interval) * 1_000_000).into()];
@@ -159,6 +170,7 @@ fn note_use(key: &StoredKey, now: i64) {
             .expect("errors are raised, not returned");
         })
     });
+    true
 }
 
 #[pg_extern(sql = false)]

@@ -7,11 +7,13 @@
 //! A hit is a hash lookup. A miss is read by direct index scans under the latest snapshot
 //! (core::misses decides how much), with the catalog side cached apart from users.
 
+mod keys;
 mod tables;
 mod trust;
 mod uncached;
 mod writers;
 
+pub use keys::{key_by_hash, key_grant, key_grant_current, key_used, KeyGrant};
 pub use uncached::load_for_check;
 
 use super::clock;
@@ -59,66 +61,87 @@ fn budget() -> usize {
 
 /// The heap bytes the cache, its miss log and the catalog hold (estimated), for authz_stats.
 pub fn bytes() -> usize {
-    STATE.with_borrow(|s| s.cache.bytes() + s.misses.bytes() + s.catalog.as_ref().map_or(0, |(c, _)| c.bytes()))
+    let keys = keys::bytes();
+    STATE.with_borrow(|s| s.cache.bytes() + s.misses.bytes() + s.catalog.as_ref().map_or(0, |(c, _)| c.bytes())) + keys
 }
 
-/// Runs `use_facts` on the facts for (user, permission) — cached, or read as core::misses
-/// decides (after `before_load`, which may raise) — ; None when the cache is off or may
-/// not answer this check.
-pub fn with_facts<R>(
-    user: &str,
-    permission: &str,
-    resource: Option<&str>,
-    before_load: impl FnOnce(),
-    use_facts: impl FnOnce(&Facts) -> R,
-) -> Option<R> {
+/// The facts a check reads: shared from the cache, with the generation they are current
+/// at, or read for this check alone (no generation).
+pub struct Found {
+    pub facts: Rc<Facts>,
+    pub generation: Option<u64>,
+}
+
+impl Found {
+    fn read(facts: Facts) -> Self {
+        Found { facts: Rc::new(facts), generation: None }
+    }
+}
+
+/// Changes whenever cached facts may have become stale.
+fn generation() -> u64 {
+    tables::epochs().facts
+}
+
+/// Whether facts handed out as `Found::Cached` at `generation` may still answer this check
+/// (a call site remembers them between rows); counted as a hit if so.
+pub fn still_current(generation: u64) -> bool {
+    let current = trust::cache_usable() && self::generation() == generation;
+    if current {
+        stats::bump(Counter::CacheHits);
+    }
+    current
+}
+
+/// The facts for (user, permission) — cached, or read as core::misses decides (after
+/// `before_load`, which may raise); None when the cache is off or may not answer this
+/// check.
+pub fn lookup(user: &str, permission: &str, resource: Option<&str>, before_load: impl FnOnce()) -> Option<Found> {
     if !trust::cache_usable() {
         stats::bump(Counter::CacheBypasses);
         return None;
     }
-    let (budget, epochs) = (budget(), tables::epochs());
-    let mut use_facts = Some(use_facts);
+    let (budget, epoch) = (budget(), generation());
     let hit = STATE.with_borrow_mut(|s| {
-        if s.facts_epoch != epochs.facts {
+        if s.facts_epoch != epoch {
             s.cache.clear();
-            s.facts_epoch = epochs.facts;
+            s.facts_epoch = epoch;
         }
         if s.cache.budget() != budget {
             s.cache.set_budget(budget);
         }
-        let facts = s.cache.get(user, permission)?;
-        Some(use_facts.take().expect("not used yet")(facts))
+        s.cache.get(user, permission).cloned()
     });
-    if hit.is_some() {
+    if let Some(facts) = hit {
         stats::bump(Counter::CacheHits);
-        return hit;
+        return Some(Found { facts, generation: Some(epoch) });
     }
     stats::bump(Counter::CacheMisses);
     before_load();
-    let use_facts = use_facts.take().expect("not used yet");
     let on_miss = STATE.with_borrow_mut(|s| {
         let has_room = s.cache.bytes() + REPEAT_LOAD_LIMIT * OVERRIDE_BYTES <= budget;
         s.misses.on_miss(user, permission, clock::message_start(), budget, has_room)
     });
     let limit = match on_miss {
-        OnMiss::PointRead => return Some(use_facts(&read_direct(user, permission, Reach::One(resource)).0)),
+        OnMiss::PointRead => return Some(Found::read(read_direct(user, permission, Reach::One(resource)).0)),
         OnMiss::LoadAll { limit } => limit,
     };
     let (facts, overrides) = read_direct(user, permission, Reach::All { limit: limit + 1 });
     if overrides > limit {
         STATE.with_borrow_mut(|s| s.misses.too_large(user, permission, budget));
-        return Some(use_facts(&read_direct(user, permission, Reach::One(resource)).0));
+        return Some(Found::read(read_direct(user, permission, Reach::One(resource)).0));
     }
-    let answer = use_facts(&facts);
     // Not kept if an invalidation arrived while reading: it may predate what was read.
-    if tables::epochs() == epochs {
-        STATE.with_borrow_mut(|s| {
-            if !s.cache.insert(user, permission, facts) {
-                s.misses.too_large(user, permission, budget);
-            }
-        });
+    if generation() != epoch {
+        return Some(Found::read(facts));
     }
-    Some(answer)
+    Some(STATE.with_borrow_mut(|s| {
+        let (kept, facts) = s.cache.insert(user, permission, facts);
+        if !kept {
+            s.misses.too_large(user, permission, budget);
+        }
+        Found { facts, generation: kept.then_some(epoch) }
+    }))
 }
 
 /// An override as a row of authz.grants stores it.
@@ -170,11 +193,11 @@ fn read_direct(user: &str, permission: &str, reach: Reach) -> (Facts, usize) {
     };
     let columns = [c"resource_id", c"id", c"effect", c"expires_at"];
     let resource_level = reader.lookup((c"grants", c"grants_resource_key"), keys, &columns, Some(limit), |v| {
-        (value(v[0]), stored_override(value(v[1]), value(v[2]), value(v[3])))
+        (value::<String>(v[0]), stored_override(value(v[1]), value(v[2]), value(v[3])))
     });
     let read = facts.type_level.len() + resource_level.len();
     for (resource, grant) in resource_level {
-        facts.add(resource, grant);
+        facts.add(resource.as_deref(), grant);
     }
     (facts, read)
 }

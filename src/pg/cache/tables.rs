@@ -2,7 +2,8 @@
 //!
 //! One source: the `note_change` triggers of sql/cache.sql. Every table carrying one is an
 //! invalidating table, and the trigger's argument says what its changes make stale:
-//! `facts` (the cached users' entries) or `catalog` (everything). This backend reads that
+//! `facts` (the cached users' entries), `keys` (the cached API keys) or `catalog`
+//! (everything). This backend reads that
 //! from pg_trigger, and reads it again when one of those tables is invalidated, which is
 //! also how it notices triggers being disabled (`ALTER TABLE ... DISABLE TRIGGER`, as
 //! pg_restore --disable-triggers does) or put to fire in origin mode only: writes would
@@ -21,6 +22,7 @@ use std::cell::{Cell, RefCell};
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Kind {
     Facts,
+    Keys,
     Catalog,
 }
 
@@ -55,6 +57,8 @@ thread_local! {
     static FACTS_EPOCH: Cell<u64> = const { Cell::new(0) };
     /// Bumped by every invalidation that makes the cached catalog stale.
     static CATALOG_EPOCH: Cell<u64> = const { Cell::new(0) };
+    /// Bumped by every invalidation that makes the cached API keys stale.
+    static KEYS_EPOCH: Cell<u64> = const { Cell::new(0) };
 }
 
 /// The invalidation counters: cached state filled at other values is stale.
@@ -62,10 +66,11 @@ thread_local! {
 pub struct Epochs {
     pub facts: u64,
     pub catalog: u64,
+    pub keys: u64,
 }
 
 pub fn epochs() -> Epochs {
-    Epochs { facts: FACTS_EPOCH.get(), catalog: CATALOG_EPOCH.get() }
+    Epochs { facts: FACTS_EPOCH.get(), catalog: CATALOG_EPOCH.get(), keys: KEYS_EPOCH.get() }
 }
 
 /// Registers the relcache callback; called once, at library load.
@@ -85,10 +90,16 @@ unsafe extern "C-unwind" fn on_relcache_invalidation(_arg: Datum, relid: Oid) {
             _ => None, // unknown while being read: assume the worst
         },
     };
-    stats::bump(Counter::Invalidations);
-    FACTS_EPOCH.set(FACTS_EPOCH.get() + 1);
+    let bump = |epoch: &'static std::thread::LocalKey<Cell<u64>>| epoch.set(epoch.get() + 1);
+    if kind != Some(Kind::Keys) {
+        stats::bump(Counter::Invalidations);
+        bump(&FACTS_EPOCH);
+    }
     if kind != Some(Kind::Facts) {
-        CATALOG_EPOCH.set(CATALOG_EPOCH.get() + 1);
+        bump(&KEYS_EPOCH);
+    }
+    if kind.is_none() || kind == Some(Kind::Catalog) {
+        bump(&CATALOG_EPOCH);
     }
     STATE.set(match (kind, STATE.get()) {
         (None, _) => State::Unknown,
@@ -189,6 +200,7 @@ fn inspect(oid: Oid) -> Option<Inspected> {
             let argument = (trigger.tgnargs == 1).then(|| std::ffi::CStr::from_ptr(*trigger.tgargs).to_bytes());
             kinds.push(match argument {
                 Some(b"facts") => Some(Kind::Facts),
+                Some(b"keys") => Some(Kind::Keys),
                 Some(b"catalog") => Some(Kind::Catalog),
                 _ => None,
             });

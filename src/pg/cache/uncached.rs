@@ -26,7 +26,7 @@ pub fn load_for_check(user: &str, permission: &str, resource: Option<&str>) -> F
             facts.role = row.get::<String>(2);
             facts.role_allows = row.get::<bool>(3).unwrap_or(false);
             if let Some(grant_id) = row.get::<i64>(4) {
-                facts.add(row.get(5), stored_override(Some(grant_id), row.get(6), row.get(7)));
+                facts.add(row.get::<String>(5).as_deref(), stored_override(Some(grant_id), row.get(6), row.get(7)));
             }
         })
     });
