@@ -9,8 +9,10 @@
 -- (everything). (api_key_usage is not in it: last_used_at is never cached.) Backends read this
 -- list from pg_trigger; a test checks that every table a check reads is in it.
 --
--- Statement triggers fire in every mode (ALWAYS). Logical replication's apply fires no
--- statement triggers but TRUNCATE's, so row triggers fire in replica mode (REPLICA).
+-- Both fire in every mode (ALWAYS). The row trigger names the changed users (for the
+-- tables of kind 'facts'), so that a commit drops only their cached entries; it is also
+-- what fires under logical replication's apply, which fires no statement triggers but
+-- TRUNCATE's. The statement trigger covers TRUNCATE.
 
 CREATE FUNCTION authz.note_change()
 RETURNS trigger LANGUAGE c
@@ -31,10 +33,10 @@ BEGIN
             'CREATE TRIGGER note_change AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON authz.%I
              FOR EACH STATEMENT EXECUTE FUNCTION authz.note_change(%L)', v_table, v_kind);
         EXECUTE pg_catalog.format(
-            'CREATE TRIGGER note_change_replica AFTER INSERT OR UPDATE OR DELETE ON authz.%I
+            'CREATE TRIGGER note_change_row AFTER INSERT OR UPDATE OR DELETE ON authz.%I
              FOR EACH ROW EXECUTE FUNCTION authz.note_change(%L)', v_table, v_kind);
         EXECUTE pg_catalog.format('ALTER TABLE authz.%I ENABLE ALWAYS TRIGGER note_change', v_table);
-        EXECUTE pg_catalog.format('ALTER TABLE authz.%I ENABLE REPLICA TRIGGER note_change_replica', v_table);
+        EXECUTE pg_catalog.format('ALTER TABLE authz.%I ENABLE ALWAYS TRIGGER note_change_row', v_table);
     END LOOP;
 END;
 $$;
@@ -55,8 +57,7 @@ BEGIN
         SELECT c.relname, t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
         WHERE t.tgfoid = 'authz.note_change()'::regprocedure AND t.tgenabled = 'O'
     LOOP
-        EXECUTE format('ALTER TABLE authz.%I ENABLE %s TRIGGER %I', v_table,
-                       CASE v_trigger WHEN 'note_change' THEN 'ALWAYS' ELSE 'REPLICA' END, v_trigger);
+        EXECUTE format('ALTER TABLE authz.%I ENABLE ALWAYS TRIGGER %I', v_table, v_trigger);
     END LOOP;
 END;
 $$;

@@ -135,21 +135,31 @@ struct Slot {
 }
 
 /// One user's entries.
-#[derive(Default)]
 struct PerUser {
+    user: Box<str>,
     slots: HashMap<String, Slot>,
     slot_bytes: usize,
 }
 
 impl PerUser {
-    fn bytes(&self, user: &str) -> usize {
-        heap::string(user) + heap::map(&self.slots) + self.slot_bytes
+    fn bytes(&self) -> usize {
+        heap::string(&self.user) + heap::map(&self.slots) + self.slot_bytes
     }
 }
 
+/// The key a user's entries are filed under: a hash of the id, the same in every backend
+/// (never 0), so that a writer can name the users it changed in shared memory
+/// (pg::cache::ring) and readers drop just their entries.
+pub fn user_key(user: &str) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = rustc_hash::FxBuildHasher.build_hasher();
+    hasher.write(user.as_bytes());
+    hasher.finish().max(1)
+}
+
 pub struct Cache {
-    /// user -> permission -> facts; nested so that lookups borrow `&str` keys.
-    entries: HashMap<String, PerUser>,
+    /// user_key -> the user's entries (two users with one key: the newer replaces the older).
+    entries: HashMap<u64, PerUser>,
     /// The sum of the users' bytes (the outer table is added in `bytes`).
     users_bytes: usize,
     budget: usize,
@@ -164,7 +174,8 @@ impl Cache {
 
     pub fn get(&mut self, user: &str, permission: &str) -> Option<&Rc<Facts>> {
         self.clock += 1;
-        let slot = self.entries.get_mut(user)?.slots.get_mut(permission)?;
+        let per_user = self.entries.get_mut(&user_key(user)).filter(|p| &*p.user == user)?;
+        let slot = per_user.slots.get_mut(permission)?;
         slot.last_used = self.clock;
         Some(&slot.facts)
     }
@@ -178,25 +189,41 @@ impl Cache {
         if heap::string(user) + bytes > self.budget {
             return (false, facts);
         }
-        self.remove(user, permission);
+        let key = user_key(user);
+        if self.entries.get(&key).is_some_and(|p| &*p.user != user) {
+            self.remove_user(key);
+        }
+        self.remove(key, permission);
         self.clock += 1;
         let slot = Slot { facts: facts.clone(), last_used: self.clock, bytes };
-        let before = self.entries.get(user).map_or(0, |per_user| per_user.bytes(user));
-        let per_user = self.entries.entry(user.to_string()).or_default();
+        let per_user = self.entries.entry(key).or_insert_with(|| PerUser {
+            user: user.into(),
+            slots: HashMap::default(),
+            slot_bytes: 0,
+        });
+        let before = if per_user.slots.is_empty() { 0 } else { per_user.bytes() };
         per_user.slots.insert(permission.to_string(), slot);
         per_user.slot_bytes += bytes;
-        self.users_bytes = self.users_bytes + per_user.bytes(user) - before;
+        self.users_bytes = self.users_bytes + per_user.bytes() - before;
         if self.bytes() > self.budget {
             // The new entry is the most recently used: it goes last.
             self.evict(self.bytes() - self.budget);
         }
-        (self.entries.get(user).is_some_and(|per_user| per_user.slots.contains_key(permission)), facts)
+        let kept = self.entries.get(&key).is_some_and(|p| p.slots.contains_key(permission));
+        (kept, facts)
     }
 
     /// Empties the cache and gives its memory back.
     pub fn clear(&mut self) {
         self.entries = HashMap::default();
         self.users_bytes = 0;
+    }
+
+    /// Drops every entry of the user(s) with this key.
+    pub fn remove_user(&mut self, key: u64) {
+        if let Some(per_user) = self.entries.remove(&key) {
+            self.users_bytes -= per_user.bytes();
+        }
     }
 
     /// Sets a new budget in bytes, evicting as needed.
@@ -216,36 +243,35 @@ impl Cache {
         heap::map(&self.entries) + self.users_bytes
     }
 
-    fn remove(&mut self, user: &str, permission: &str) {
-        let Some(per_user) = self.entries.get_mut(user) else {
+    fn remove(&mut self, key: u64, permission: &str) {
+        let Some(per_user) = self.entries.get_mut(&key) else {
             return;
         };
-        let before = per_user.bytes(user);
+        let before = per_user.bytes();
         if let Some(slot) = per_user.slots.remove(permission) {
             per_user.slot_bytes -= slot.bytes;
         }
-        self.users_bytes = self.users_bytes + per_user.bytes(user) - before;
+        self.users_bytes = self.users_bytes + per_user.bytes() - before;
         if per_user.slots.is_empty() {
-            self.users_bytes -= per_user.bytes(user);
-            self.entries.remove(user);
+            self.remove_user(key);
         }
     }
 
     /// Frees at least `needed` bytes, least recently used first — and an eighth of the
     /// budget besides, so that the sort over all entries is not repeated on every insert.
     fn evict(&mut self, needed: usize) {
-        let mut by_age: Vec<(u64, String, String)> = self
+        let mut by_age: Vec<(u64, u64, String)> = self
             .entries
             .iter()
-            .flat_map(|(u, per_user)| per_user.slots.iter().map(move |(p, s)| (s.last_used, u.clone(), p.clone())))
+            .flat_map(|(key, per_user)| per_user.slots.iter().map(move |(p, s)| (s.last_used, *key, p.clone())))
             .collect();
         by_age.sort_unstable();
         let target = self.bytes().saturating_sub(needed).min(self.budget - self.budget / 8);
-        for (_, user, permission) in by_age {
+        for (_, key, permission) in by_age {
             if self.bytes() <= target {
                 break;
             }
-            self.remove(&user, &permission);
+            self.remove(key, &permission);
         }
         if self.entries.is_empty() {
             self.clear();
@@ -302,6 +328,22 @@ mod tests {
         c.clear();
         assert_eq!(c.bytes(), 0);
         assert!(c.get("u", "document:read").is_none());
+    }
+
+    #[test]
+    fn one_user_removed_by_key() {
+        let mut c = Cache::new(1 << 20);
+        c.insert("a", "p", facts(3));
+        c.insert("a", "q", facts(3));
+        c.insert("b", "p", facts(3));
+        let before = c.bytes();
+        c.remove_user(user_key("a"));
+        assert!(c.get("a", "p").is_none() && c.get("a", "q").is_none());
+        assert!(c.get("b", "p").is_some());
+        assert!(c.bytes() < before);
+        c.remove_user(user_key("b"));
+        assert_eq!(c.bytes(), heap::map(&c.entries));
+        assert_ne!(user_key(""), 0);
     }
 
     #[test]
@@ -368,8 +410,8 @@ mod tests {
                 c.insert(&user.to_string(), &permission.to_string(), facts(size));
                 prop_assert!(c.bytes() <= budget);
                 let recount: usize = heap::map(&c.entries)
-                    + c.entries.iter().map(|(u, per_user)| {
-                        heap::string(u) + heap::map(&per_user.slots)
+                    + c.entries.values().map(|per_user| {
+                        heap::string(&per_user.user) + heap::map(&per_user.slots)
                             + per_user.slots.iter().map(|(p, s)| heap::string(p) + heap::allocation(std::mem::size_of::<Facts>() + 16) + s.facts.bytes()).sum::<usize>()
                     }).sum::<usize>();
                 prop_assert_eq!(recount, c.bytes());

@@ -8,6 +8,7 @@
 //! (core::misses decides how much), with the catalog side cached apart from users.
 
 mod keys;
+mod ring;
 mod tables;
 mod trust;
 mod uncached;
@@ -26,7 +27,7 @@ use crate::core::misses::{MissLog, OnMiss, OVERRIDE_BYTES, REPEAT_LOAD_LIMIT};
 use crate::core::resolve::{Effect, Override};
 use pgrx::prelude::*;
 use pgrx::pg_sys;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use tables::Epochs;
 
@@ -46,6 +47,26 @@ thread_local! {
         catalog: None,
         misses: MissLog::default(),
     });
+    /// Users whose cached facts a commit made stale (from the ring, by trust.rs), dropped
+    /// at the next lookup; EVERYONE: all.
+    static STALE_USERS: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
+    /// Counts the batches of stale users noted: part of the generation.
+    static STALE_BATCHES: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Notes users whose cached facts are stale (trust.rs, before anything is read).
+fn stale_users(users: Vec<u64>) {
+    if users.is_empty() {
+        return;
+    }
+    STALE_USERS.with_borrow_mut(|stale| {
+        if stale.len() + users.len() > 4096 {
+            *stale = vec![ring::EVERYONE];
+        } else {
+            stale.extend(users);
+        }
+    });
+    STALE_BATCHES.set(STALE_BATCHES.get() + 1);
 }
 
 /// Registers the callbacks and asks for the shared memory the cache needs; at library load.
@@ -80,7 +101,7 @@ impl Found {
 
 /// Changes whenever cached facts may have become stale.
 fn generation() -> u64 {
-    tables::epochs().facts
+    tables::epochs().facts.wrapping_add(STALE_BATCHES.get())
 }
 
 /// Whether facts handed out as `Found::Cached` at `generation` may still answer this check
@@ -103,9 +124,16 @@ pub fn lookup(user: &str, permission: &str, resource: Option<&str>, before_load:
     }
     let (budget, epoch) = (budget(), generation());
     let hit = STATE.with_borrow_mut(|s| {
-        if s.facts_epoch != epoch {
+        let facts_epoch = tables::epochs().facts;
+        if s.facts_epoch != facts_epoch {
             s.cache.clear();
-            s.facts_epoch = epoch;
+            s.facts_epoch = facts_epoch;
+        }
+        for user in STALE_USERS.take() {
+            match user {
+                ring::EVERYONE => s.cache.clear(),
+                user => s.cache.remove_user(user),
+            }
         }
         if s.cache.budget() != budget {
             s.cache.set_budget(budget);

@@ -40,12 +40,15 @@ enum State {
 }
 
 /// An invalidating table as last seen: what its changes make stale, and its note_change
-/// triggers (re-created triggers mean the list may have changed: read it again).
+/// triggers (re-created triggers mean the list may have changed: read it again), each with
+/// the transaction that last wrote its pg_trigger row: an ALTER TABLE ... DISABLE TRIGGER
+/// and ENABLE around a write, committed together, leave the triggers as they were but not
+/// that (the write named no users: everything is flushed).
 #[derive(Clone)]
 struct Table {
     oid: Oid,
     kind: Kind,
-    triggers: Vec<Oid>,
+    triggers: Vec<(Oid, u32)>,
 }
 
 thread_local! {
@@ -91,9 +94,12 @@ unsafe extern "C-unwind" fn on_relcache_invalidation(_arg: Datum, relid: Oid) {
         },
     };
     let bump = |epoch: &'static std::thread::LocalKey<Cell<u64>>| epoch.set(epoch.get() + 1);
-    if kind != Some(Kind::Keys) {
-        stats::bump(Counter::Invalidations);
-        bump(&FACTS_EPOCH);
+    // A facts table's rows name their users in the ring (trust.rs) where there is one.
+    let users_named = kind == Some(Kind::Facts)
+        && super::trust::users_named_by_ring()
+        && !super::writers::this_transaction_changed_users();
+    if kind != Some(Kind::Keys) && !users_named {
+        flush_facts();
     }
     if kind != Some(Kind::Facts) {
         bump(&KEYS_EPOCH);
@@ -106,6 +112,12 @@ unsafe extern "C-unwind" fn on_relcache_invalidation(_arg: Datum, relid: Oid) {
         (_, State::Sound | State::Unsound { .. }) => State::Stale,
         (_, state) => state,
     });
+}
+
+/// Makes every cached user's facts stale.
+fn flush_facts() {
+    stats::bump(Counter::Invalidations);
+    FACTS_EPOCH.set(FACTS_EPOCH.get() + 1);
 }
 
 /// Whether every write to the tables a check reads reaches the caches now. `completions`
@@ -157,8 +169,12 @@ fn look_again() -> Option<bool> {
     let mut seen = Vec::with_capacity(known.len());
     for table in known {
         let now = inspect(table.oid)?;
-        if !table.triggers.is_empty() && now.triggers != table.triggers {
+        let oids = |triggers: &[(Oid, u32)]| triggers.iter().map(|t| t.0).collect::<Vec<_>>();
+        if !table.triggers.is_empty() && oids(&now.triggers) != oids(&table.triggers) {
             return None;
+        }
+        if now.triggers != table.triggers {
+            flush_facts();
         }
         sound &= now.sound && now.kind.is_some();
         seen.push(Table { oid: table.oid, kind: now.kind.unwrap_or(Kind::Catalog), triggers: now.triggers });
@@ -170,7 +186,47 @@ fn look_again() -> Option<bool> {
 struct Inspected {
     kind: Option<Kind>,
     sound: bool,
-    triggers: Vec<Oid>,
+    triggers: Vec<(Oid, u32)>,
+}
+
+/// The given triggers of a table, each with the transaction that last wrote its pg_trigger
+/// row (0 for one not found).
+fn trigger_row_writers(table: Oid, triggers: &[Oid]) -> Vec<(Oid, u32)> {
+    let mut found: Vec<(Oid, u32)> = triggers.iter().map(|t| (*t, 0)).collect();
+    // SAFETY: a catalog index scan as PostgreSQL's own code does it (RelationBuildTriggers):
+    // pg_trigger by (tgrelid), under the catalog snapshot; the tuples are read in the scan.
+    unsafe {
+        let catalog = pg_sys::table_open(pg_sys::TriggerRelationId, pg_sys::AccessShareLock as i32);
+        let mut key: pg_sys::ScanKeyData = std::mem::zeroed();
+        pg_sys::ScanKeyInit(
+            &mut key,
+            pg_sys::Anum_pg_trigger_tgrelid as i16,
+            pg_sys::BTEqualStrategyNumber as u16,
+            pg_sys::F_OIDEQ.into(),
+            Datum::from(table),
+        );
+        let scan = pg_sys::systable_beginscan(
+            catalog,
+            pg_sys::Oid::from(pg_sys::TriggerRelidNameIndexId),
+            true,
+            std::ptr::null_mut(),
+            1,
+            &mut key,
+        );
+        loop {
+            let tuple = pg_sys::systable_getnext(scan);
+            if tuple.is_null() {
+                break;
+            }
+            let form = pg_sys::GETSTRUCT(tuple).cast::<pg_sys::FormData_pg_trigger>();
+            if let Some(entry) = found.iter_mut().find(|(oid, _)| *oid == (*form).oid) {
+                entry.1 = (*(*tuple).t_data).t_choice.t_heap.t_xmin.into_inner();
+            }
+        }
+        pg_sys::systable_endscan(scan);
+        pg_sys::table_close(catalog, pg_sys::AccessShareLock as i32);
+    }
+    found
 }
 
 /// What the note_change triggers of one table say; None if the table is gone.
@@ -196,7 +252,7 @@ fn inspect(oid: Oid) -> Option<Inspected> {
             // Statement triggers must fire in every mode, row triggers at least in replica
             // mode (logical replication's apply fires no statement triggers but TRUNCATE's).
             statement |= !for_each_row && enabled == pg_sys::TRIGGER_FIRES_ALWAYS;
-            row |= for_each_row && matches!(enabled, pg_sys::TRIGGER_FIRES_ALWAYS | pg_sys::TRIGGER_FIRES_ON_REPLICA);
+            row |= for_each_row && enabled == pg_sys::TRIGGER_FIRES_ALWAYS;
             let argument = (trigger.tgnargs == 1).then(|| std::ffi::CStr::from_ptr(*trigger.tgargs).to_bytes());
             kinds.push(match argument {
                 Some(b"facts") => Some(Kind::Facts),
@@ -208,7 +264,8 @@ fn inspect(oid: Oid) -> Option<Inspected> {
         pg_sys::table_close(rel, pg_sys::NoLock as i32);
         let kind = kinds.first().copied().flatten();
         let agreed = kind.is_some() && kinds.iter().all(|k| *k == kind);
-        oids.sort_by_key(|o| o.to_u32());
-        Some(Inspected { kind, sound: statement && row && agreed, triggers: oids })
+        let mut triggers = trigger_row_writers(oid, &oids);
+        triggers.sort_by_key(|(o, _)| o.to_u32());
+        Some(Inspected { kind, sound: statement && row && agreed, triggers })
     }
 }

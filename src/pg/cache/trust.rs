@@ -12,6 +12,7 @@
 //! invalidations (writers.rs); on a hot standby, no WAL record may be part-way through
 //! replay. Then the invalidation queue is processed, and the new count remembered.
 
+use super::ring;
 use super::tables;
 use super::writers;
 use crate::pg::gucs::CACHE_ENABLED;
@@ -23,6 +24,10 @@ thread_local! {
     /// The count of completed transactions at the last check that found everything visible
     /// announced and processed.
     static QUIET_AT: Cell<u64> = const { Cell::new(u64::MAX) };
+    /// The next entry of the ring of changed users to read (None: start at its head).
+    static RING_NEXT: Cell<Option<u64>> = const { Cell::new(None) };
+    /// Whether the server was in recovery at the last look.
+    static IN_RECOVERY: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Whether this check may use the cache.
@@ -36,18 +41,48 @@ pub fn cache_usable() -> bool {
     let completions = completed_transactions();
     if completions != QUIET_AT.get() {
         // SAFETY: a plain read of recovery state.
-        let quiet = match unsafe { pg_sys::RecoveryInProgress() } {
+        let in_recovery = unsafe { pg_sys::RecoveryInProgress() };
+        let quiet = match in_recovery {
             true => no_replay_in_flight(),
-            false => writers::all_visible_commits_announced(),
+            false => writers::all_visible_commits_announced() && changed_users_read(),
         };
         if !quiet {
             return false;
         }
         // SAFETY: processes queued invalidations; the callbacks only bump counters.
         unsafe { pg_sys::AcceptInvalidationMessages() };
+        // After a promotion: what replay invalidated may have been taken for the ring's.
+        if IN_RECOVERY.replace(in_recovery) && !in_recovery {
+            super::stale_users(vec![ring::EVERYONE]);
+        }
         QUIET_AT.set(completions);
     }
     tables::all_writes_invalidate(completions)
+}
+
+/// Reads the users that commits since the last look changed (ring.rs) and notes them
+/// stale; false if a writer is still naming its users.
+fn changed_users_read() -> bool {
+    let Some(ring) = writers::ring() else {
+        return false;
+    };
+    let mut next = RING_NEXT.get().unwrap_or_else(|| ring.head());
+    let read = ring.read(&mut next);
+    RING_NEXT.set(Some(next));
+    match read {
+        ring::Read::NotYet => false,
+        ring::Read::Users(users) => {
+            super::stale_users(users);
+            true
+        }
+    }
+}
+
+/// Whether changes to users' facts reach this backend through the ring (on a primary that
+/// preloaded the library), not as relcache invalidations of the whole tables.
+pub fn users_named_by_ring() -> bool {
+    // SAFETY: a plain read of recovery state.
+    writers::ring().is_some() && !unsafe { pg_sys::RecoveryInProgress() }
 }
 
 /// PostgreSQL's count of completed transactions with an id, incremented (under

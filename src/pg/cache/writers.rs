@@ -21,9 +21,11 @@
 
 use pgrx::pg_sys::{self, Oid, TransactionId};
 use pgrx::prelude::*;
-use std::cell::Cell;
+use super::ring::{Ring, EVERYONE};
+use crate::core::cache::user_key;
+use std::cell::{Cell, RefCell};
 use std::ffi::c_void;
-use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::SeqCst};
 
 #[repr(C)]
 struct Registry {
@@ -32,19 +34,23 @@ struct Registry {
     /// Slots in use (may briefly count one being claimed or freed).
     used: AtomicU32,
     len: u32,
-    /// `len` transaction ids, 0 for a free slot.
-    slots: [AtomicU32; 0],
+    /// `len` registrations (0 for a free slot): a transaction id, and PREPARED if it was
+    /// registered by a PREPARE.
+    slots: [AtomicU64; 0],
 }
 
+/// The flag of a registration made by PREPARE TRANSACTION.
+const PREPARED: u64 = 1 << 32;
+
 impl Registry {
-    fn slots(&self) -> &[AtomicU32] {
+    fn slots(&self) -> &[AtomicU64] {
         // SAFETY: the shared memory allocated for the registry has `len` slots after it.
         unsafe { std::slice::from_raw_parts(self.slots.as_ptr(), self.len as usize) }
     }
 
-    /// Frees `slot` if it still holds `xid` (whoever gets there first).
-    fn free(&self, slot: &AtomicU32, xid: TransactionId) {
-        if slot.compare_exchange(xid.into_inner(), 0, SeqCst, SeqCst).is_ok() {
+    /// Frees `slot` if it still holds `registration` (whoever gets there first).
+    fn free(&self, slot: &AtomicU64, registration: u64) {
+        if slot.compare_exchange(registration, 0, SeqCst, SeqCst).is_ok() {
             self.used.fetch_sub(1, SeqCst);
         }
     }
@@ -52,17 +58,30 @@ impl Registry {
 
 /// Set by the postmaster's shared-memory start-up, inherited by every backend it forks.
 static mut REGISTRY: *const Registry = std::ptr::null();
+static mut RING: *const Ring = std::ptr::null();
+
+/// Users a transaction may name in the ring; past it, it names everyone.
+const MAX_USERS: usize = 256;
 
 thread_local! {
     /// This transaction changed a table a check reads.
     static CHANGED: Cell<bool> = const { Cell::new(false) };
-    /// This backend's registration: slot, transaction id, whether it was for a PREPARE.
-    static REGISTERED: Cell<Option<(usize, TransactionId, bool)>> = const { Cell::new(None) };
+    /// The user keys whose facts this transaction changed (EVERYONE: too many to name, or
+    /// a TRUNCATE).
+    static CHANGED_USERS: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
+    /// This backend's registration: slot and value.
+    static REGISTERED: Cell<Option<(usize, u64)>> = const { Cell::new(None) };
 }
 
 fn registry() -> Option<&'static Registry> {
     // SAFETY: written once, before any backend exists; then only read.
     unsafe { REGISTRY.as_ref() }
+}
+
+/// The ring of changed users (ring.rs), with the registry.
+pub fn ring() -> Option<&'static Ring> {
+    // SAFETY: as REGISTRY.
+    unsafe { RING.as_ref() }
 }
 
 /// Whether this server preloaded the library, so that the cache may be trusted at all.
@@ -81,7 +100,7 @@ fn slot_count() -> u32 {
 }
 
 fn registry_size() -> usize {
-    std::mem::size_of::<Registry>() + slot_count() as usize * std::mem::size_of::<AtomicU32>()
+    std::mem::size_of::<Registry>() + slot_count() as usize * std::mem::size_of::<AtomicU64>()
 }
 
 static mut PREV_SHMEM_REQUEST: pg_sys::shmem_request_hook_type = None;
@@ -111,6 +130,7 @@ unsafe extern "C-unwind" fn request_shared_memory() {
             previous();
         }
         pg_sys::RequestAddinShmemSpace(registry_size());
+        pg_sys::RequestAddinShmemSpace(Ring::size());
     }
 }
 
@@ -132,11 +152,18 @@ unsafe extern "C-unwind" fn create_registry() {
             (*registry).len = slot_count();
         }
         REGISTRY = registry;
+        let ring = pg_sys::ShmemInitStruct(c"authz_ext changed users".as_ptr(), Ring::size(), &mut found).cast::<Ring>();
+        if !found {
+            std::ptr::write_bytes(ring.cast::<u8>(), 0, Ring::size());
+        }
+        RING = ring;
         pg_sys::LWLockRelease(lock);
     }
 }
 
-/// `authz.note_change()`: the trigger of sql/cache.sql on every table a check reads.
+/// `authz.note_change()`: the trigger of sql/cache.sql on every table a check reads. On
+/// the tables of kind `facts` (whose rows name a user_id), it also notes which users
+/// changed, for the ring.
 #[pg_trigger(sql = false)]
 fn authz_note_change<'a>(
     trigger: &'a pgrx::PgTrigger<'a>,
@@ -144,7 +171,43 @@ fn authz_note_change<'a>(
     CHANGED.set(true);
     // SAFETY: queues an invalidation of an existing relation, sent when this commits.
     unsafe { pg_sys::CacheInvalidateRelcacheByRelid(trigger.relid()?) };
+    let t = trigger.trigger();
+    // SAFETY: tgargs holds tgnargs C strings.
+    let facts = t.tgnargs == 1 && unsafe { std::ffi::CStr::from_ptr(*t.tgargs) }.to_bytes() == b"facts";
+    if facts {
+        let event = trigger.trigger_data().tg_event;
+        if event & pg_sys::TRIGGER_EVENT_OPMASK == pg_sys::TRIGGER_EVENT_TRUNCATE {
+            note_user(EVERYONE);
+        }
+        for row in [trigger.old(), trigger.new()].into_iter().flatten() {
+            match row.get_by_name::<&str>("user_id") {
+                Ok(Some(user)) => note_user(user_key(user)),
+                Ok(None) => {}
+                Err(_) => note_user(EVERYONE),
+            }
+        }
+    }
     Ok(None)
+}
+
+/// Whether this transaction has changed users' facts: then its own relcache
+/// invalidations (processed here as it goes, and when it or a savepoint rolls back) must
+/// flush this backend's cache, the ring only names them to the others once committed.
+pub fn this_transaction_changed_users() -> bool {
+    CHANGED_USERS.with_borrow(|users| !users.is_empty())
+}
+
+fn note_user(key: u64) {
+    CHANGED_USERS.with_borrow_mut(|users| {
+        if users.first() == Some(&EVERYONE) || users.contains(&key) {
+            return;
+        }
+        if key == EVERYONE || users.len() >= MAX_USERS {
+            *users = vec![EVERYONE];
+        } else {
+            users.push(key);
+        }
+    });
 }
 
 #[pg_guard]
@@ -153,7 +216,22 @@ unsafe extern "C-unwind" fn on_transaction_event(event: pg_sys::XactEvent::Type,
     match event {
         XACT_EVENT_PRE_COMMIT if CHANGED.get() => announce(false),
         XACT_EVENT_PRE_PREPARE if CHANGED.get() => announce(true),
-        XACT_EVENT_COMMIT | XACT_EVENT_ABORT | XACT_EVENT_PREPARE => CHANGED.set(false),
+        XACT_EVENT_COMMIT | XACT_EVENT_ABORT | XACT_EVENT_PREPARE => {
+            let users = CHANGED_USERS.take();
+            // What this backend cached while the transaction was writing may hold its
+            // undone changes (its invalidations are processed here after this callback).
+            if event == XACT_EVENT_ABORT && !users.is_empty() {
+                super::stale_users(vec![EVERYONE]);
+            }
+            // Visible now, locks not released yet: name the changed users (ring.rs). A
+            // prepared transaction's are named by whoever sees it finish (sweep).
+            if let (XACT_EVENT_COMMIT, Some((_, registration)), Some(ring)) = (event, REGISTERED.get(), ring()) {
+                if registration & PREPARED == 0 {
+                    ring.append(users);
+                }
+            }
+            CHANGED.set(false);
+        }
         _ => {}
     }
 }
@@ -170,11 +248,11 @@ unsafe extern "C-unwind" fn on_resource_release(
     if phase != pg_sys::ResourceReleasePhase::RESOURCE_RELEASE_AFTER_LOCKS || !is_top_level {
         return;
     }
-    if let Some((slot, xid, prepared)) = REGISTERED.take() {
+    if let Some((slot, registration)) = REGISTERED.take() {
         // A prepared transaction stays registered until readers see it finished.
-        if !(prepared && is_commit) {
+        if !(registration & PREPARED != 0 && is_commit) {
             if let Some(registry) = registry() {
-                registry.free(&registry.slots()[slot], xid);
+                registry.free(&registry.slots()[slot], registration);
             }
         }
     }
@@ -194,14 +272,15 @@ fn announce(prepare: bool) {
         // SAFETY: a transaction-level lock; PREPARE keeps it in the two-phase state.
         unsafe { pg_sys::LockAcquire(&prepared_writers_lock(), pg_sys::ShareLock as i32, false, false) };
     }
+    let registration = u64::from(xid.into_inner()) | if prepare { PREPARED } else { 0 };
     registry.used.fetch_add(1, SeqCst);
     for attempt in 0..2 {
         if attempt == 1 {
             sweep(registry);
         }
         for (i, slot) in registry.slots().iter().enumerate() {
-            if slot.compare_exchange(0, xid.into_inner(), SeqCst, SeqCst).is_ok() {
-                REGISTERED.set(Some((i, xid, prepare)));
+            if slot.compare_exchange(0, registration, SeqCst, SeqCst).is_ok() {
+                REGISTERED.set(Some((i, registration)));
                 return;
             }
         }
@@ -225,17 +304,24 @@ pub fn all_visible_commits_announced() -> bool {
 }
 
 /// Frees the slots of registered transactions seen finished; whether none is visible
-/// without having sent its invalidations (one still in progress, this one included, is not
-/// visible yet).
+/// without having sent its invalidations and named its users (one still in progress, this
+/// one included, is not visible yet). A prepared transaction's users are not known here:
+/// its end names everyone.
 fn sweep(registry: &Registry) -> bool {
     let mut all_sent = true;
     for slot in registry.slots() {
-        let xid = TransactionId::from_inner(slot.load(SeqCst));
+        let registration = slot.load(SeqCst);
+        let xid = TransactionId::from_inner(registration as u32);
         if xid == TransactionId::INVALID || in_progress(xid) {
             continue;
         }
         if finished(xid) {
-            registry.free(slot, xid);
+            if registration & PREPARED != 0 {
+                if let Some(ring) = ring() {
+                    ring.append([EVERYONE]);
+                }
+            }
+            registry.free(slot, registration);
         } else {
             all_sent = false; // visible, invalidations maybe not sent
         }
