@@ -333,9 +333,9 @@ BEGIN
     END IF;
     SELECT n, problem INTO v_problem FROM (
         SELECT n, CASE
-            WHEN jsonb_typeof(e) <> 'object' THEN 'is not an object'
+            WHEN jsonb_typeof(e) <> 'object' THEN 'not an object'
             WHEN e - '{user_id,permission,resource_id,expires_at,effect}'::text[] <> '{}'
-                THEN 'has a key other than user_id, permission, resource_id, expires_at, effect'
+                THEN 'a key other than user_id, permission, resource_id, expires_at, effect'
             WHEN NOT CASE jsonb_typeof(e -> 'user_id')
                      WHEN 'number' THEN e ->> 'user_id' ~ '^-?[0-9]+$'
                      WHEN 'string' THEN octet_length(e ->> 'user_id') BETWEEN 1 AND 1024
@@ -355,7 +355,7 @@ BEGIN
         FROM jsonb_array_elements(p_grants) WITH ORDINALITY AS t(e, n)
     ) checked WHERE problem IS NOT NULL ORDER BY n LIMIT 1;
     IF FOUND THEN
-        RAISE EXCEPTION 'grants element % %', v_problem.n, v_problem.problem
+        RAISE EXCEPTION 'grants element %: %', v_problem.n, v_problem.problem
             USING ERRCODE = '22023', HINT = 'Nothing was written. Elements are counted from 1.';
     END IF;
 
@@ -374,7 +374,7 @@ BEGIN
     END IF;
     PERFORM authz.require_future(v_problem.earliest_expiry);
     IF v_problem.repeated IS NOT NULL THEN
-        RAISE EXCEPTION 'grants element % names the same (user_id, permission, resource_id) as a later one', v_problem.repeated
+        RAISE EXCEPTION 'grants element %: the same (user_id, permission, resource_id) as a later one', v_problem.repeated
             USING ERRCODE = '22023', HINT = 'Nothing was written. Give each override once.';
     END IF;
 

@@ -6,7 +6,9 @@
 
 use super::heap;
 use super::ids::{canonical_integer, Id};
-use super::resolve::{Effect, Override};
+use super::resolve::{resolve, Decision, Effect, Override, Timestamp};
+#[cfg(test)]
+use super::resolve::DecidedBy;
 // FxHash: the keys are ids and permission names, and hashing is on every check's path.
 use rustc_hash::FxHashMap as HashMap;
 use std::rc::Rc;
@@ -34,10 +36,12 @@ impl Facts {
         resource.and_then(|r| self.resource_level.get(r)).map_or(&[], std::slice::from_ref)
     }
 
-    /// Whether a check of `resource` must know the time: some override that could decide
-    /// it expires.
-    pub fn expiry_matters(&self, resource: Option<Id>) -> bool {
-        self.resource_level_for(resource).iter().chain(&self.type_level).any(|o| o.expires_at.is_some())
+    /// Decides a check of `resource` (None: the type level); `now` is called only when an
+    /// override that could decide expires.
+    pub fn decide(&self, resource: Option<Id>, now: impl FnOnce() -> Timestamp) -> Decision {
+        let resource_level = self.resource_level_for(resource);
+        let expires = resource_level.iter().chain(&self.type_level).any(|o| o.expires_at.is_some());
+        resolve(resource_level, &self.type_level, self.role_allows, if expires { now() } else { 0 })
     }
 
     /// The heap bytes these facts keep (estimated).
@@ -358,14 +362,17 @@ mod tests {
     }
 
     #[test]
-    fn expiry_matters_only_when_something_expires() {
+    fn the_clock_is_read_only_when_something_expires() {
         let mut f = facts(2);
         let (one, zero) = (Some(Id::Integer(1)), Some(Id::Integer(0)));
-        assert!(!f.expiry_matters(one));
+        let never = || -> Timestamp { panic!("the clock was read") };
+        assert!(f.decide(one, never).allowed);
         f.add(Some("1"), Override { grant_id: 2, effect: Effect::Deny, expires_at: Some(5) });
-        assert!(f.expiry_matters(one) && !f.expiry_matters(zero) && !f.expiry_matters(None));
+        assert_eq!(f.decide(one, || 4).decided_by, DecidedBy::Resource, "the deny, until 5");
+        assert_eq!(f.decide(one, || 5).decided_by, DecidedBy::Default, "then nothing");
+        assert!(f.decide(zero, never).allowed && !f.decide(None, never).allowed);
         f.add(None, Override { grant_id: 3, effect: Effect::Deny, expires_at: Some(5) });
-        assert!(f.expiry_matters(zero) && f.expiry_matters(None));
+        assert!(f.decide(zero, || 4).allowed && !f.decide(None, || 4).allowed, "the resource level first");
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::core::permission;
 use crate::core::cache::Facts;
 use crate::core::ids::Id;
 use super::cache::Found;
-use crate::core::resolve::{resolve, DecidedBy, Decision, Effect};
+use crate::core::resolve::{DecidedBy, Decision, Effect};
 use pgrx::prelude::*;
 use pgrx::pg_sys;
 use pgrx::{AnyElement, PgMemoryContexts};
@@ -40,9 +40,7 @@ fn decide(user: Option<AnyElement>, permission: Option<&str>, resource: Option<A
 }
 
 fn evaluate(facts: &Facts, resource: Option<Id>) -> Decision {
-    // The clock is read only when an override that could decide expires.
-    let now = if facts.expiry_matters(resource) { clock::now() } else { 0 };
-    resolve(facts.resource_level_for(resource), &facts.type_level, facts.role_allows, now)
+    facts.decide(resource, clock::now)
 }
 
 fn count(allowed: bool) {
