@@ -11,7 +11,9 @@
 #                           (set to 1 hour here), so no call writes last_used_at
 #   ... writing last_used   the same with the interval 0: every call writes last_used_at,
 #                           so every transaction commits a WAL record and waits for its flush
-#   plain SQL sha256        the same token hashed and looked up in plain SQL (superuser)
+#   plain SQL digest        the same token hashed with pgcrypto's digest() and looked up by
+#                           index in plain SQL (superuser): what a user would write
+#                           without the extension (the goal: validation >= 1.2x this)
 #   api_key_validate malformed   a random 42-character string with a wrong checksum
 #   bcrypt cost 10          pgcrypto crypt(token, hash) verification, the seed system's way
 # Each runs SECONDS (default 10) per round, in ROUNDS (default 2) interleaved rounds; the
@@ -54,16 +56,16 @@ SELECT token FROM bench_tokens WHERE i = :i;"
 write valid "\\set i random(1, $KEYS)
 SELECT status FROM api_key_validate((SELECT token FROM bench_tokens WHERE i = :i));"
 cp "$DIR/valid.sql" "$DIR/valid_writing.sql"
-write plain_sha256 "\\set i random(1, $KEYS)
+write plain_digest "\\set i random(1, $KEYS)
 SELECT id FROM authz.api_keys
-WHERE key_hash = sha256(convert_to((SELECT token FROM bench_tokens WHERE i = :i), 'UTF8'));"
+WHERE key_hash = digest((SELECT token FROM bench_tokens WHERE i = :i), 'sha256');"
 write malformed "\\set i random(1, $KEYS)
 SELECT status FROM api_key_validate('azk_' || lpad(:i::text, 38, '0'));"
 write bcrypt '\set i random(1, 200)
 SELECT hash = crypt(token, hash) FROM bench_bcrypt WHERE i = :i;'
 chown -R postgres:postgres "$DIR"
 
-NAMES=(select1 fetch valid valid_writing plain_sha256 malformed bcrypt)
+NAMES=(select1 fetch valid valid_writing plain_digest malformed bcrypt)
 declare -A BEST
 for round in $(seq "$ROUNDS"); do
   for name in "${NAMES[@]}"; do
@@ -83,7 +85,7 @@ label() {
     fetch) echo "token fetch only" ;;
     valid) echo "api_key_validate, valid token" ;;
     valid_writing) echo "... writing last_used each call" ;;
-    plain_sha256) echo "plain SQL sha256 + lookup" ;;
+    plain_digest) echo "plain SQL digest() + lookup" ;;
     malformed) echo "api_key_validate, malformed" ;;
     bcrypt) echo "pgcrypto bcrypt cost 10" ;;
   esac
@@ -99,9 +101,10 @@ done
 # The validating statements also fetch their token; "SELECT 1 + validation" adds only the
 # validation's own time per transaction (1/valid - 1/fetch) to SELECT 1's.
 awk -v v="${BEST[valid]}" -v b="${BEST[bcrypt]}" -v s="${BEST[select1]}" -v f="${BEST[fetch]}" \
-    -v m="${BEST[malformed]}" 'BEGIN {
+    -v m="${BEST[malformed]}" -v p="${BEST[plain_digest]}" 'BEGIN {
   own = 1 / v - 1 / f; derived = 1 / (1 / s + own)
-  printf "\nvalid validation: %.0fx bcrypt (goal >= 1000x)\n", v / b
+  printf "\nvalid validation: %.2fx the plain SQL digest() lookup (goal >= 1.2x)\n", v / p
+  printf "valid validation: %.0fx bcrypt (goal >= 1000x)\n", v / b
   printf "valid validation: %.0f%% of SELECT 1 as measured, token fetch included\n", 100 * v / s
   printf "derived: SELECT 1 + validation without the fetch = %.0f TPS, %.0f%% of SELECT 1 (goal >= 80%%)\n", derived, 100 * derived / s
   printf "malformed validation: %.0f%% of SELECT 1\n", 100 * m / s }'
@@ -109,7 +112,7 @@ awk -v v="${BEST[valid]}" -v b="${BEST[bcrypt]}" -v s="${BEST[select1]}" -v f="$
 mkdir -p "$ROOT/benches/results"
 cat > "$ROOT/benches/results/api_keys.txt" <<FIGURES
 validate_tps ${BEST[valid]}
-sha256_tps ${BEST[plain_sha256]}
+sha256_tps ${BEST[plain_digest]}
 bcrypt_tps ${BEST[bcrypt]}
 keys_select1_tps ${BEST[select1]}
 FIGURES

@@ -19,7 +19,7 @@ PANELS = [
         ("select1_tps", "SELECT 1", "#999999"),
         ("check_tps", "one random authz_check", "#2b6cb0"),
         ("validate_tps", "api_key_validate, valid key", "#2b6cb0"),
-        ("sha256_tps", "plain SQL sha256 + lookup", "#dd6b20"),
+        ("sha256_tps", "plain SQL digest() + lookup", "#dd6b20"),
         ("bcrypt_tps", "bcrypt cost 10 (baseline)", "#c53030"),
     ]),
 ]

@@ -4,9 +4,16 @@
 # "bench", builds the data, and prints one table:
 #   - ns per check over a 1,000,000-row scan (minus the scan alone): authz_check for a user
 #     with a role default and for a grants-only user holding 10,000 grants; the same through
-#     authz_can; the trivial pgrx function authz.noop_check with the same arguments (the
-#     floor); the PL/pgSQL resolver of benches/plpgsql_baseline.sql and authz_check with the
+#     authz_can, with the principal from authz_set_user and from an API key; the built-in
+#     int8eq and the trivial pgrx function authz.noop_check with the check's arguments (the
+#     floors); the PL/pgSQL resolver of benches/plpgsql_baseline.sql and authz_check with the
 #     cache off (both over 100,000 rows, they are slow);
+#   - a write stream: the cached scan while another session commits 100 authz_grants per
+#     second to other users, against the quiet scan, with the scanning session's hit rate;
+#   - heap bytes per cached override (authz_stats' heap_bytes, a user with 10,000 loaded);
+#   - authz_grant and authz_revoke of 500 new users at each flatness point (all grants are
+#     of one permission), and authz_grant_bulk of 100,000 overrides against a plain INSERT
+#     of the same rows;
 #   - pgbench TPS (-M prepared, 2 and 32 clients) of one random check against SELECT 1;
 #   - with no writes, the share of checks that bypass the cache at 2, 8, 32 and 64 clients
 #     (benches/concurrency.py, one process per client);
@@ -20,7 +27,7 @@
 # and writes benches/results/checks.txt and the chart docs/bench.svg (benches/chart.py).
 # Data: 10,000 users; 1,000,000 resource-level grants (50 users with 10,000 each, the rest
 # spread); 1,000 type-level grants; 9,000,000 more grants for the last flatness point.
-# Takes about 20 minutes here. Usage: benches/checks.sh [PGBENCH_SECONDS]
+# Takes about 30 minutes here. Usage: benches/checks.sh [PGBENCH_SECONDS]
 set -euo pipefail
 source "$(dirname "$0")/../scripts/lib.sh"
 PGBENCH_SECONDS=${1:-10}
@@ -72,12 +79,20 @@ add_grants() {  # add_grants FIRST_USER LAST_USER PER_USER
              ON CONFLICT DO NOTHING" -c "VACUUM ANALYZE authz.grants"  # no autovacuum mid-measurement
 }
 grants_total() { sql -c "SELECT count(*) FROM authz.grants"; }
-declare -A FLAT_CACHED FLAT_UNCACHED
+declare -A FLAT_CACHED FLAT_UNCACHED GRANT_MS REVOKE_MS
+# ms per call of 500 authz_grant (then authz_revoke) calls for new users, in one statement.
+per_write() {
+  timed "" "SELECT count($1('write-$2-' || g, 'document:read', g)) FROM generate_series(1, 500) g;" |
+    awk '{ printf "%.3f", $1 / 500 }'
+}
 flat_point() {
   local total; total=$(grants_total)
   FLAT_CACHED[$1]=$(per_row 100000 "authz_check(9, 'document:read', id)")
   FLAT_UNCACHED[$1]=$(per_row 10000 "authz_check(9, 'document:read', id)" "SET authz.cache = off;")
-  echo "  $1: $total grants: cached ${FLAT_CACHED[$1]} ns, uncached ${FLAT_UNCACHED[$1]} ns per check"
+  GRANT_MS[$1]=$(per_write authz_grant "$1")
+  REVOKE_MS[$1]=$(per_write authz_revoke "$1")
+  echo "  $1: $total grants: cached ${FLAT_CACHED[$1]} ns, uncached ${FLAT_UNCACHED[$1]} ns per check;" \
+       "authz_grant ${GRANT_MS[$1]} ms, authz_revoke ${REVOKE_MS[$1]} ms"
 }
 
 echo "flatness: 1k grants"
@@ -97,11 +112,16 @@ flat_point 1M
 sql -q -c "VACUUM ANALYZE bench_rows"
 
 echo "per-row costs over 1,000,000 rows"
+INT8EQ=$(per_row 1000000 "int8eq(id, id)")
 FLOOR=$(per_row 1000000 "authz.noop_check(1, 'document:read', id)")
 ROLE_USER=$(per_row 1000000 "authz_check(1, 'document:read', id)")
 GRANTS_USER=$(per_row 1000000 "authz_check(2, 'document:read', id)")
 CAN_ROLE=$(per_row 1000000 "authz_can('document:read', id)" "BEGIN; SELECT authz_set_user(1);")
 CAN_GRANTS=$(per_row 1000000 "authz_can('document:read', id)" "BEGIN; SELECT authz_set_user(2);")
+KEY_ROLE=$(sql -c "SELECT token FROM api_key_create(1, 'bench', ARRAY['documents:read'])")
+KEY_GRANTS=$(sql -c "SELECT token FROM api_key_create(2, 'bench', ARRAY['documents:read'])")
+CAN_KEY_ROLE=$(per_row 1000000 "authz_can('document:read', id)" "BEGIN; SELECT authz_authenticate('$KEY_ROLE');")
+CAN_KEY_GRANTS=$(per_row 1000000 "authz_can('document:read', id)" "BEGIN; SELECT authz_authenticate('$KEY_GRANTS');")
 PLPGSQL=$(per_row 100000 "bench_plpgsql_check('2', 'document:read', id::text)")
 UNCACHED=$(per_row 100000 "authz_check(2, 'document:read', id)" "SET authz.cache = off;")
 
@@ -118,6 +138,15 @@ SELECT authz_check(2, 'document:read', 1);
 SQL
 )
 COLD_MS=${COLD% *}; COLD_KB=${COLD#* }
+
+echo "memory: heap bytes per cached override (user 2: 10,000 overrides, loaded by a scan)"
+BYTES_PER_OVERRIDE=$(sql <<'SQL' | tail -n 1
+SELECT authz_check(1, 'document:read', 1) IS NOT NULL;
+SELECT value AS before FROM authz_stats() WHERE counter = 'heap_bytes' \gset
+SELECT count(*) FROM bench_rows WHERE id <= 1000 AND authz_check(2, 'document:read', id);
+SELECT round(((SELECT value FROM authz_stats() WHERE counter = 'heap_bytes') - :before) / 10000.0)
+SQL
+)
 
 echo "selective access under RLS"
 sql -q <<'SQL'
@@ -138,6 +167,63 @@ SQL
 IDS=$(sql -c "SELECT array_agg(r::bigint) FROM authz_resources('sel', 'document:read') r")
 SEL_RLS=$(timed "BEGIN; SET LOCAL ROLE authz_bench_app; SELECT authz_set_user('sel');" "SELECT count(*) FROM docs;")
 SEL_HAND=$(timed "" "SELECT count(*) FROM docs WHERE id = ANY ('$IDS'::bigint[]);")
+
+echo "a write stream: 100 authz_grant commits per second to other users, beside a cached scan"
+sql -q <<'SQL'
+CREATE PROCEDURE bench_grant_stream(seconds int) LANGUAGE plpgsql AS $$
+BEGIN
+    FOR i IN 1 .. seconds * 100 LOOP
+        PERFORM authz_grant('stream-' || i, 'document:read', i);
+        COMMIT;
+        PERFORM pg_sleep(0.01);
+    END LOOP;
+END $$;
+SQL
+STREAM_SCAN="SELECT count(*) FROM bench_rows WHERE authz_check(2, 'document:read', id);"
+BARE_SCAN="SELECT count(*) FROM bench_rows WHERE true;"
+# ns per check over the 1M-row scan (best of 5, minus the best bare scan of 5 in the same
+# session), and the session's cache hit rate over those scans.
+stream_scan() {
+  { echo "SET max_parallel_workers_per_gather = 0;"; echo "$STREAM_SCAN"
+    echo "SELECT value AS h0 FROM authz_stats() WHERE counter = 'cache_hits' \\gset"
+    echo "SELECT value AS m0 FROM authz_stats() WHERE counter = 'cache_misses' \\gset"
+    echo '\timing on'
+    for _ in 1 2 3 4 5; do echo '\echo bare'; echo "$BARE_SCAN"; echo '\echo check'; echo "$STREAM_SCAN"; done
+    echo '\timing off'
+    echo "SELECT 'hit_rate', round(100.0 * (h.value - :h0) / nullif(h.value - :h0 + m.value - :m0, 0), 3)
+          FROM authz_stats() h, authz_stats() m WHERE h.counter = 'cache_hits' AND m.counter = 'cache_misses';"
+  } | sql -f - | awk '/^bare$/ { k = "bare" } /^check$/ { k = "check" }
+                      /^Time: / && k != "" { if (!(k in best) || $2 < best[k]) best[k] = $2; k = "" }
+                      /^hit_rate/ { split($0, f, "|"); r = f[2] }
+                      END { printf "%.0f %s\n", (best["check"] - best["bare"]) * 1e6 / 1000000, r }'
+}
+read -r STREAM_QUIET_NS STREAM_QUIET_HITS < <(stream_scan)
+cluster_psql -d "$DB" -q -c "CALL bench_grant_stream(60)" >/dev/null 2>&1 &
+STREAM=$!
+sleep 2
+GRANTS_BEFORE=$(grants_total); STREAM_STARTED=$SECONDS
+read -r STREAM_BUSY_NS STREAM_BUSY_HITS < <(stream_scan)
+STREAM_RATE=$(( ($(grants_total) - GRANTS_BEFORE) / (SECONDS - STREAM_STARTED > 0 ? SECONDS - STREAM_STARTED : 1) ))
+kill "$STREAM" 2>/dev/null; wait "$STREAM" 2>/dev/null || true
+sql -q -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'CALL bench_grant_stream%'" >/dev/null
+echo "  quiet $STREAM_QUIET_NS ns/check (hits $STREAM_QUIET_HITS %), during the stream $STREAM_BUSY_NS ns/check" \
+     "(hits $STREAM_BUSY_HITS %), about $STREAM_RATE grants committed per second"
+
+echo "bulk import: authz_grant_bulk of 100,000 overrides, and a plain INSERT of the same rows"
+# ms of one run of a statement: once <setup-sql> <statement> <teardown-sql>
+once() {
+  { echo "$1"; echo '\timing on'; echo "$2"; echo '\timing off'; echo "$3"; } \
+    | sql -f - | awk '/^Time: / { print $2 }'
+}
+BULK_ARGUMENT="(SELECT jsonb_agg(jsonb_build_object('user_id', 'bulk-' || g, 'permission', 'document:read', 'resource_id', g)) FROM generate_series(1, 100000) g)"
+BULK_MS=$(once "" "SELECT authz_grant_bulk($BULK_ARGUMENT);" "")
+BULK_JSON_MS=$(timed "" "SELECT length($BULK_ARGUMENT::text);")
+PLAIN_INSERT_MS=$(once "BEGIN;" "INSERT INTO authz.grants (user_id, permission, resource_id, effect)
+  SELECT 'plain-' || g, 'document:read', g::text, 'allow' FROM generate_series(1, 100000) g;" "ROLLBACK;")
+BULK_RATE=$(awk -v t="$BULK_MS" -v j="$BULK_JSON_MS" 'BEGIN { printf "%.0f", 100000 / ((t - j) / 1000) }')
+PLAIN_RATE=$(awk -v t="$PLAIN_INSERT_MS" 'BEGIN { printf "%.0f", 100000 / (t / 1000) }')
+echo "  authz_grant_bulk: $BULK_MS ms ($BULK_JSON_MS ms of it building the argument): $BULK_RATE overrides/s;" \
+     "plain INSERT: $PLAIN_RATE rows/s"
 
 echo "pgbench"
 DIR="$CLUSTER_DIR/pgbench"; mkdir -p "$DIR"
@@ -189,11 +275,14 @@ echo "benches/checks.sh, one run on $(nproc) cores, $(date -u +%Y-%m-%d)"
 cat <<TABLE
 | measure                                                         | value        | ratio                          |
 |-----------------------------------------------------------------|--------------|--------------------------------|
-| authz.noop_check, pgrx floor (ns/row)                           | $FLOOR | 1.00x floor |
-| authz_check, role-default user (ns/row)                         | $ROLE_USER | $(ratio "$ROLE_USER" "$FLOOR")x floor |
-| authz_check, grants-only user, 10,000 grants (ns/row)           | $GRANTS_USER | $(ratio "$GRANTS_USER" "$FLOOR")x floor |
-| authz_can, role-default principal (ns/row)                      | $CAN_ROLE | $(ratio "$CAN_ROLE" "$FLOOR")x floor |
-| authz_can, grants-only principal (ns/row)                       | $CAN_GRANTS | $(ratio "$CAN_GRANTS" "$FLOOR")x floor |
+| int8eq(id, id), built-in (ns/row)                               | $INT8EQ | 1.00x int8eq |
+| authz.noop_check, pgrx floor (ns/row)                           | $FLOOR | 1.00x floor, $(ratio "$FLOOR" "$INT8EQ")x int8eq |
+| authz_check, role-default user (ns/row)                         | $ROLE_USER | $(ratio "$ROLE_USER" "$FLOOR")x floor, $(ratio "$ROLE_USER" "$INT8EQ")x int8eq |
+| authz_check, grants-only user, 10,000 grants (ns/row)           | $GRANTS_USER | $(ratio "$GRANTS_USER" "$FLOOR")x floor, $(ratio "$GRANTS_USER" "$INT8EQ")x int8eq |
+| authz_can, role-default principal (ns/row)                      | $CAN_ROLE | $(ratio "$CAN_ROLE" "$FLOOR")x floor, $(ratio "$CAN_ROLE" "$INT8EQ")x int8eq |
+| authz_can, grants-only principal (ns/row)                       | $CAN_GRANTS | $(ratio "$CAN_GRANTS" "$FLOOR")x floor, $(ratio "$CAN_GRANTS" "$INT8EQ")x int8eq |
+| authz_can, role-default principal from an API key (ns/row)      | $CAN_KEY_ROLE | $(ratio "$CAN_KEY_ROLE" "$CAN_ROLE")x the user principal |
+| authz_can, grants-only principal from an API key (ns/row)       | $CAN_KEY_GRANTS | $(ratio "$CAN_KEY_GRANTS" "$CAN_GRANTS")x the user principal |
 | PL/pgSQL resolver, grants-only user (ns/row)                    | $PLPGSQL | $(ratio "$PLPGSQL" "$GRANTS_USER")x authz_check |
 | authz_check with authz.cache = off, grants-only user (ns/row)   | $UNCACHED | $(ratio "$UNCACHED" "$GRANTS_USER")x cached |
 | pgbench TPS, SELECT 1                                           | $TPS_SELECT1 | 1.00 |
@@ -204,12 +293,18 @@ cat <<TABLE
 | cached scan, 100,000 rows, quiet (ms)                           | $SCAN_QUIET | 1.00 |
 | the same, beside a session idle in a transaction that granted (ms) | $SCAN_IDLE_WRITER | $(ratio "$SCAN_IDLE_WRITER" "$SCAN_QUIET")x quiet |
 | the same, beside a prepared transaction that granted (ms)       | $SCAN_PREPARED | $(ratio "$SCAN_PREPARED" "$SCAN_QUIET")x quiet |
+| cached check over 1M rows, quiet (ns/row; hit rate %)           | $STREAM_QUIET_NS; $STREAM_QUIET_HITS | 1.00 |
+| the same while grants commit to other users (ns/row; hit rate %) | $STREAM_BUSY_NS; $STREAM_BUSY_HITS | $(ratio "$STREAM_BUSY_NS" "$STREAM_QUIET_NS")x quiet, at $STREAM_RATE grants/s |
 | selective policy, 100 grants, 1M rows, under RLS (ms)           | $SEL_RLS | $(ratio "$SEL_RLS" "$SEL_HAND")x by hand |
 | the same by hand, id = ANY(ids), no RLS (ms)                    | $SEL_HAND | 1.00 |
 | cached check at 1k / 100k / 1M / 10M grants (ns/row)            | ${FLAT_CACHED[1k]} / ${FLAT_CACHED[100k]} / ${FLAT_CACHED[1M]} / ${FLAT_CACHED[10M]} | $(ratio "${FLAT_CACHED[10M]}" "${FLAT_CACHED[1k]}")x 10M vs 1k |
 | uncached check at 1k / 100k / 1M / 10M grants (ns/row)          | ${FLAT_UNCACHED[1k]} / ${FLAT_UNCACHED[100k]} / ${FLAT_UNCACHED[1M]} / ${FLAT_UNCACHED[10M]} | $(ratio "${FLAT_UNCACHED[10M]}" "${FLAT_UNCACHED[1k]}")x 10M vs 1k |
 | first check, fresh backend, 10,000 grants (ms)                  | $COLD_MS | |
 | backend memory grown by that first check (kB RSS)               | $COLD_KB | |
+| heap bytes per cached override (10,000 loaded)                  | $BYTES_PER_OVERRIDE | |
+| authz_grant at 1k / 100k / 1M / 10M grants of it (ms/call)      | ${GRANT_MS[1k]} / ${GRANT_MS[100k]} / ${GRANT_MS[1M]} / ${GRANT_MS[10M]} | $(ratio "${GRANT_MS[10M]}" "${GRANT_MS[1k]}")x 10M vs 1k |
+| authz_revoke at 1k / 100k / 1M / 10M grants of it (ms/call)     | ${REVOKE_MS[1k]} / ${REVOKE_MS[100k]} / ${REVOKE_MS[1M]} / ${REVOKE_MS[10M]} | $(ratio "${REVOKE_MS[10M]}" "${REVOKE_MS[1k]}")x 10M vs 1k |
+| authz_grant_bulk, 100,000 overrides (overrides/s)               | $BULK_RATE | $(ratio "$BULK_RATE" "$PLAIN_RATE")x a plain INSERT ($PLAIN_RATE rows/s) |
 TABLE
 # The figures behind the chart (benches/chart.py draws docs/bench.svg from every results file).
 mkdir -p "$ROOT/benches/results"

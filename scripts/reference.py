@@ -16,6 +16,11 @@ EXAMPLES = {
     "authz_resources": "SELECT * FROM authz_resources(42, 'document:read');",
     "authz_grant": "SELECT authz_grant(42, 'document:delete', 7);\n"
                    "SELECT authz_grant(42, 'project:read', NULL, now() + interval '1 day', 'deny', 'admin-7');",
+    "authz_grant_bulk": "SELECT authz_grant_bulk('[{\"user_id\": 42, \"permission\": \"document:read\", \"resource_id\": 7},\n"
+                        "                          {\"user_id\": \"u-9\", \"permission\": \"project:read\", \"effect\": \"deny\"}]');\n"
+                        "SELECT authz_grant_bulk(jsonb_agg(jsonb_build_object('user_id', user_id, 'permission', perm,\n"
+                        "                                                     'resource_id', resource_id)))\n"
+                        "FROM legacy_acl;                                  -- importing from an old system",
     "authz_revoke": "SELECT authz_revoke(42, 'document:delete', 7);",
     "authz_set_role": "SELECT authz_set_role(42, 'manager');             -- NULL removes the role",
     "authz_user_role": "SELECT authz_user_role(42);",

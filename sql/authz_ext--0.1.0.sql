@@ -599,10 +599,17 @@ BEGIN
 
     -- As in set_role: the audited old value is the row actually replaced.
     LOOP
-        SELECT * INTO v_row FROM authz.grants g
-        WHERE g.user_id = p_user AND g.permission = p_permission
-          AND g.resource_id IS NOT DISTINCT FROM p_resource
-        FOR UPDATE;
+        -- Two statements, not `resource_id IS NOT DISTINCT FROM p_resource`, which no
+        -- index serves: each is an equality on one of the partial unique indexes.
+        IF p_resource IS NULL THEN
+            SELECT * INTO v_row FROM authz.grants g
+            WHERE g.user_id = p_user AND g.permission = p_permission AND g.resource_id IS NULL
+            FOR UPDATE;
+        ELSE
+            SELECT * INTO v_row FROM authz.grants g
+            WHERE g.user_id = p_user AND g.permission = p_permission AND g.resource_id = p_resource
+            FOR UPDATE;
+        END IF;
         IF FOUND THEN
             v_old := to_jsonb(v_row);
             UPDATE authz.grants g
@@ -628,6 +635,121 @@ BEGIN
 END;
 $$;
 
+-- Many overrides in one call, each as grant_override would write it and audit it, all or
+-- nothing. p_grants is a JSON array of objects {user_id, permission, resource_id?,
+-- expires_at?, effect?}; ids are strings or integers. Every element is checked before
+-- anything is written; the first bad one is named (22023). Other writers of grants wait
+-- for the end of this transaction (the lock makes the audited old values exact).
+CREATE FUNCTION authz.grant_bulk(p_grants jsonb, p_granted_by text, p_db_role text)
+RETURNS bigint LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_problem record;
+    v_count bigint;
+BEGIN
+    IF jsonb_typeof(p_grants) IS DISTINCT FROM 'array' THEN
+        RAISE EXCEPTION 'grants must be a JSON array'
+            USING ERRCODE = '22023',
+                  HINT = 'Pass [{"user_id": ..., "permission": ..., "resource_id": ..., "expires_at": ..., "effect": ...}, ...].';
+    END IF;
+    SELECT n, problem INTO v_problem FROM (
+        SELECT n, CASE
+            WHEN jsonb_typeof(e) <> 'object' THEN 'not an object'
+            WHEN e - '{user_id,permission,resource_id,expires_at,effect}'::text[] <> '{}'
+                THEN 'a key other than user_id, permission, resource_id, expires_at, effect'
+            WHEN NOT CASE jsonb_typeof(e -> 'user_id')
+                     WHEN 'number' THEN e ->> 'user_id' ~ '^-?[0-9]+$'
+                     WHEN 'string' THEN octet_length(e ->> 'user_id') BETWEEN 1 AND 1024
+                     ELSE false END
+                THEN 'user_id must be an integer or a string of 1 to 1024 bytes'
+            WHEN NOT CASE coalesce(jsonb_typeof(e -> 'resource_id'), 'null')
+                     WHEN 'null' THEN true
+                     WHEN 'number' THEN e ->> 'resource_id' ~ '^-?[0-9]+$'
+                     WHEN 'string' THEN octet_length(e ->> 'resource_id') BETWEEN 1 AND 1024
+                     ELSE false END
+                THEN 'resource_id must be null, an integer or a string of 1 to 1024 bytes'
+            WHEN jsonb_typeof(e -> 'permission') IS DISTINCT FROM 'string' THEN 'permission must be a string'
+            WHEN coalesce(jsonb_typeof(e -> 'expires_at'), 'null') NOT IN ('string', 'null')
+                THEN 'expires_at must be null or a timestamp string'
+            WHEN coalesce(e -> 'effect', '"allow"') NOT IN ('"allow"', '"deny"') THEN 'effect must be "allow" or "deny"'
+        END AS problem
+        FROM jsonb_array_elements(p_grants) WITH ORDINALITY AS t(e, n)
+    ) checked WHERE problem IS NOT NULL ORDER BY n LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'grants element %: %', v_problem.n, v_problem.problem
+            USING ERRCODE = '22023', HINT = 'Nothing was written. Elements are counted from 1.';
+    END IF;
+
+    LOCK TABLE authz.grants IN SHARE ROW EXCLUSIVE MODE;
+    WITH input AS MATERIALIZED (SELECT * FROM authz.bulk_grant_rows(p_grants))
+    SELECT (SELECT b.permission FROM input b
+            WHERE NOT EXISTS (SELECT FROM authz.permissions p WHERE p.name = b.permission)
+            ORDER BY b.n LIMIT 1) AS unknown_permission,
+           (SELECT min(expires_at) FROM input) AS earliest_expiry,
+           (SELECT min(n) FROM (SELECT min(n) AS n FROM input GROUP BY user_id, permission, resource_id
+                                HAVING count(*) > 1) repeated) AS repeated
+    INTO v_problem;
+    -- The catalog's own errors for an unknown permission and for past expiry.
+    IF v_problem.unknown_permission IS NOT NULL THEN
+        PERFORM authz.require_known_permission(v_problem.unknown_permission);
+    END IF;
+    PERFORM authz.require_future(v_problem.earliest_expiry);
+    IF v_problem.repeated IS NOT NULL THEN
+        RAISE EXCEPTION 'grants element %: the same (user_id, permission, resource_id) as a later one', v_problem.repeated
+            USING ERRCODE = '22023', HINT = 'Nothing was written. Give each override once.';
+    END IF;
+
+    WITH input AS MATERIALIZED (
+        SELECT * FROM authz.bulk_grant_rows(p_grants)
+    ), old AS (
+        SELECT g.id, to_jsonb(g) AS value FROM input b
+        JOIN authz.grants g ON g.user_id = b.user_id AND g.permission = b.permission AND g.resource_id = b.resource_id
+        UNION ALL
+        SELECT g.id, to_jsonb(g) FROM input b
+        JOIN authz.grants g ON g.user_id = b.user_id AND g.permission = b.permission
+                           AND g.resource_id IS NULL AND b.resource_id IS NULL
+    ), on_resources AS (
+        INSERT INTO authz.grants AS g (user_id, permission, resource_id, effect, expires_at, granted_by)
+        SELECT user_id, permission, resource_id, effect, expires_at, p_granted_by
+        FROM input WHERE resource_id IS NOT NULL
+        ON CONFLICT (user_id, permission, resource_id) WHERE resource_id IS NOT NULL
+        DO UPDATE SET effect = excluded.effect, expires_at = excluded.expires_at, granted_by = excluded.granted_by
+        RETURNING g.*
+    ), on_types AS (
+        INSERT INTO authz.grants AS g (user_id, permission, resource_id, effect, expires_at, granted_by)
+        SELECT user_id, permission, resource_id, effect, expires_at, p_granted_by
+        FROM input WHERE resource_id IS NULL
+        ON CONFLICT (user_id, permission) WHERE resource_id IS NULL
+        DO UPDATE SET effect = excluded.effect, expires_at = excluded.expires_at, granted_by = excluded.granted_by
+        RETURNING g.*
+    ), written AS (
+        SELECT * FROM on_resources UNION ALL SELECT * FROM on_types
+    )
+    INSERT INTO authz.audit_log (actor, db_role, action, target, old_value, new_value, trace_id)
+    SELECT p_granted_by, p_db_role, 'authz_grant',
+           jsonb_build_object('user_id', w.user_id, 'permission', w.permission, 'resource_id', w.resource_id),
+           old.value, to_jsonb(w), nullif(current_setting('authz.trace_id', true), '')
+    FROM written w LEFT JOIN old ON old.id = w.id
+    ORDER BY w.id;
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    RETURN v_count;
+END;
+$$;
+
+-- The elements of a checked bulk_grant argument as rows (n counts from 1).
+CREATE FUNCTION authz.bulk_grant_rows(p_grants jsonb)
+RETURNS TABLE (n bigint, user_id text, permission text, resource_id text,
+               effect text, expires_at timestamptz)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT n, e ->> 'user_id', e ->> 'permission', e ->> 'resource_id', coalesce(e ->> 'effect', 'allow'),
+           (e ->> 'expires_at')::timestamptz
+    FROM jsonb_array_elements(p_grants) WITH ORDINALITY AS t(e, n);
+$$;
+
+
 CREATE FUNCTION authz.revoke_override(p_user text, p_permission text, p_resource text,
                                       p_actor text, p_db_role text)
 RETURNS boolean LANGUAGE plpgsql
@@ -637,10 +759,16 @@ DECLARE
     v_old jsonb;
 BEGIN
     PERFORM authz.require_known_permission(p_permission);
-    DELETE FROM authz.grants g
-    WHERE g.user_id = p_user AND g.permission = p_permission
-      AND g.resource_id IS NOT DISTINCT FROM p_resource
-    RETURNING to_jsonb(g) INTO v_old;
+    -- Two statements for the two partial unique indexes, as in grant_override.
+    IF p_resource IS NULL THEN
+        DELETE FROM authz.grants g
+        WHERE g.user_id = p_user AND g.permission = p_permission AND g.resource_id IS NULL
+        RETURNING to_jsonb(g) INTO v_old;
+    ELSE
+        DELETE FROM authz.grants g
+        WHERE g.user_id = p_user AND g.permission = p_permission AND g.resource_id = p_resource
+        RETURNING to_jsonb(g) INTO v_old;
+    END IF;
     PERFORM authz.write_audit('authz_revoke',
                               jsonb_build_object('user_id', p_user, 'permission', p_permission,
                                                  'resource_id', p_resource),
@@ -807,11 +935,14 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA authz FROM PUBLIC;
 -- session_replication_role = replica (logical replication's apply, bulk loaders) — fires
 -- authz.note_change(), which queues an invalidation of the changed table for every
 -- backend and has the transaction announce its commit. The argument says what a change
--- makes stale: 'facts' (the cached users) or 'catalog' (everything). Backends read this
+-- makes stale: 'facts' (the cached users), 'keys' (the cached API keys) or 'catalog'
+-- (everything). (api_key_usage is not in it: last_used_at is never cached.) Backends read this
 -- list from pg_trigger; a test checks that every table a check reads is in it.
 --
--- Statement triggers fire in every mode (ALWAYS). Logical replication's apply fires no
--- statement triggers but TRUNCATE's, so row triggers fire in replica mode (REPLICA).
+-- Both fire in every mode (ALWAYS). The row trigger names the changed users (for the
+-- tables of kind 'facts'), so that a commit drops only their cached entries; it is also
+-- what fires under logical replication's apply, which fires no statement triggers but
+-- TRUNCATE's. The statement trigger covers TRUNCATE.
 
 CREATE FUNCTION authz.note_change()
 RETURNS trigger LANGUAGE c
@@ -824,6 +955,7 @@ DECLARE
 BEGIN
     FOR v_table, v_kind IN
         VALUES ('grants', 'facts'), ('user_roles', 'facts'),
+               ('api_keys', 'keys'), ('scopes', 'keys'), ('scope_permissions', 'keys'),
                ('resource_types', 'catalog'), ('permissions', 'catalog'), ('roles', 'catalog'),
                ('role_permissions', 'catalog'), ('role_permission_removals', 'catalog')
     LOOP
@@ -831,10 +963,10 @@ BEGIN
             'CREATE TRIGGER note_change AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON authz.%I
              FOR EACH STATEMENT EXECUTE FUNCTION authz.note_change(%L)', v_table, v_kind);
         EXECUTE pg_catalog.format(
-            'CREATE TRIGGER note_change_replica AFTER INSERT OR UPDATE OR DELETE ON authz.%I
+            'CREATE TRIGGER note_change_row AFTER INSERT OR UPDATE OR DELETE ON authz.%I
              FOR EACH ROW EXECUTE FUNCTION authz.note_change(%L)', v_table, v_kind);
         EXECUTE pg_catalog.format('ALTER TABLE authz.%I ENABLE ALWAYS TRIGGER note_change', v_table);
-        EXECUTE pg_catalog.format('ALTER TABLE authz.%I ENABLE REPLICA TRIGGER note_change_replica', v_table);
+        EXECUTE pg_catalog.format('ALTER TABLE authz.%I ENABLE ALWAYS TRIGGER note_change_row', v_table);
     END LOOP;
 END;
 $$;
@@ -855,8 +987,7 @@ BEGIN
         SELECT c.relname, t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
         WHERE t.tgfoid = 'authz.note_change()'::regprocedure AND t.tgenabled = 'O'
     LOOP
-        EXECUTE format('ALTER TABLE authz.%I ENABLE %s TRIGGER %I', v_table,
-                       CASE v_trigger WHEN 'note_change' THEN 'ALWAYS' ELSE 'REPLICA' END, v_trigger);
+        EXECUTE format('ALTER TABLE authz.%I ENABLE ALWAYS TRIGGER %I', v_table, v_trigger);
     END LOOP;
 END;
 $$;
@@ -877,79 +1008,79 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/keys.rs:20
+-- src/pg/keys.rs:21
 -- authz_ext::pg::keys::api_key_create
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/keys.rs:220
+-- src/pg/keys.rs:232
 -- authz_ext::pg::keys::api_key_get
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/keys.rs:203
+-- src/pg/keys.rs:215
 -- authz_ext::pg::keys::api_key_list
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/keys.rs:164
+-- src/pg/keys.rs:176
 -- authz_ext::pg::keys::api_key_revoke
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/keys.rs:85
+-- src/pg/keys.rs:91
 -- authz_ext::pg::keys::api_key_validate
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/context.rs:76
+-- src/pg/context.rs:80
 -- authz_ext::pg::context::authz_authenticate
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/context.rs:106
+-- src/pg/context.rs:110
 -- authz_ext::pg::context::authz_can
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/checks.rs:104
+-- src/pg/checks.rs:213
 -- authz_ext::pg::checks::authz_check
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/checks.rs:109
+-- src/pg/checks.rs:218
 -- authz_ext::pg::checks::authz_check_type
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/admin.rs:199
+-- src/pg/admin.rs:209
 -- authz_ext::pg::admin::authz_cleanup_expired
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/context.rs:101
+-- src/pg/context.rs:105
 -- authz_ext::pg::context::authz_current_user
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/admin.rs:192
+-- src/pg/admin.rs:202
 -- authz_ext::pg::admin::authz_define_permission
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/checks.rs:138
+-- src/pg/checks.rs:247
 -- authz_ext::pg::checks::authz_explain
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
@@ -961,61 +1092,67 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/admin.rs:173
+-- src/pg/admin.rs:106
+-- authz_ext::pg::admin::authz_grant_bulk
+-- Skipped due to `#[pgrx(sql = false)]`
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/pg/admin.rs:183
 -- authz_ext::pg::admin::authz_init_role_permissions
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/checks.rs:197
+-- src/pg/checks.rs:306
 -- authz_ext::pg::checks::authz_noop_check
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/checks.rs:171
+-- src/pg/checks.rs:280
 -- authz_ext::pg::checks::authz_require
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/checks.rs:124
+-- src/pg/checks.rs:233
 -- authz_ext::pg::checks::authz_resources
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/admin.rs:105
+-- src/pg/admin.rs:115
 -- authz_ext::pg::admin::authz_revoke
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/admin.rs:178
+-- src/pg/admin.rs:188
 -- authz_ext::pg::admin::authz_role_permission_add
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/admin.rs:185
+-- src/pg/admin.rs:195
 -- authz_ext::pg::admin::authz_role_permission_remove
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/admin.rs:163
+-- src/pg/admin.rs:173
 -- authz_ext::pg::admin::authz_role_permissions
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/admin.rs:116
+-- src/pg/admin.rs:126
 -- authz_ext::pg::admin::authz_set_role
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/context.rs:92
+-- src/pg/context.rs:96
 -- authz_ext::pg::context::authz_set_user
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
@@ -1027,19 +1164,19 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/admin.rs:135
+-- src/pg/admin.rs:145
 -- authz_ext::pg::admin::authz_user_permissions
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/admin.rs:122
+-- src/pg/admin.rs:132
 -- authz_ext::pg::admin::authz_user_role
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/cache/writers.rs:140
+-- src/pg/cache/writers.rs:167
 -- authz_ext::pg::cache::writers::authz_note_change
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
@@ -1181,6 +1318,10 @@ SELECT authz.declare('authz_grant',
     'user_id id, permission text, resource_id id DEFAULT NULL, expires_at timestamptz DEFAULT NULL, effect text DEFAULT ''allow'', granted_by id DEFAULT NULL',
     'bigint', 'VOLATILE',
     'Creates or replaces the override for (user, permission, resource); NULL resource: every resource of the type. Returns the grant id.');
+
+SELECT authz.declare('authz_grant_bulk', 'grants jsonb, granted_by id DEFAULT NULL',
+    'bigint', 'VOLATILE',
+    'Creates or replaces many overrides at once, all or nothing: grants is a JSON array of {"user_id", "permission", "resource_id", "expires_at", "effect"} objects (the last three optional), each written and audited as authz_grant would. Returns how many. Other grant writers wait until the transaction ends.');
 
 SELECT authz.declare('authz_revoke', 'user_id id, permission text, resource_id id DEFAULT NULL',
     'boolean', 'VOLATILE',
@@ -1340,7 +1481,7 @@ BEGIN
                                    AND d.objid = p.oid AND d.deptype = 'e'
         JOIN pg_catalog.pg_extension e ON e.oid = d.refobjid AND e.extname = 'authz_ext'
         WHERE p.pronamespace = e.extnamespace
-          AND p.proname IN ('authz_grant', 'authz_revoke', 'authz_set_role', 'authz_user_role',
+          AND p.proname IN ('authz_grant', 'authz_grant_bulk', 'authz_revoke', 'authz_set_role', 'authz_user_role',
                             'authz_user_permissions', 'authz_resources', 'authz_role_permissions',
                             'authz_init_role_permissions', 'authz_role_permission_add',
                             'authz_role_permission_remove', 'authz_define_permission',

@@ -135,10 +135,11 @@ class ScratchCluster:
         as_postgres(f"{PG_BIN}/initdb", "-D", self.data, "-U", "postgres", "--auth-local=trust",
                     "-E", "UTF8", "--locale=C.UTF-8")
 
-    def start(self):
+    def start(self, preload=True):
+        libraries = "authz_ext" if preload else ""
         as_postgres(f"{PG_BIN}/pg_ctl", "-D", self.data, "-l", os.path.join(self.dir, "server.log"), "-w",
                     "-t", "120", "start", "-o",
-                    f"-p {self.port} -k {self.dir} -c listen_addresses='' -c shared_preload_libraries=authz_ext")
+                    f"-p {self.port} -k {self.dir} -c listen_addresses='' -c shared_preload_libraries='{libraries}'")
 
     def connect(self, dbname="postgres", **kwargs):
         return psycopg.connect(host=self.dir, port=self.port, user="postgres", dbname=dbname, **kwargs)

@@ -387,6 +387,54 @@ def test_every_table_a_check_reads_invalidates_the_cache(sessions):
         assert (table, "note_change_row", "A", kind + "\\000") in triggers, (table, triggers)
 
 
+def test_a_key_principal_sees_its_key_revoked_by_the_next_statement(sessions, cache):
+    """authz_can for a principal from an API key reads the key once while nothing changes;
+    a revoke committed elsewhere counts from the next statement, mid-transaction."""
+    user = unique("keyed")
+    admin = sessions(autocommit=True)
+    admin.execute("SELECT authz_set_role(%s::text, 'viewer')", (user,))
+    key_id, token = admin.execute(
+        "SELECT key_id, token FROM api_key_create(%s::text, 'scan', ARRAY['documents:read'])", (user,)).fetchone()
+    reader = sessions(autocommit=True)
+    scan = "SELECT count(*) FROM generate_series(1, 1000) AS id WHERE authz_can('document:read', id)"
+    with reader.transaction():
+        reader.execute("SELECT authz_authenticate(%s)", (token,))
+        assert reader.execute(scan).fetchone()[0] == 1000
+        assert reader.execute(scan).fetchone()[0] == 1000
+        admin.execute("SELECT api_key_revoke(%s)", (key_id,))
+        assert reader.execute(scan).fetchone()[0] == 0
+    assert reader.execute("SELECT status FROM api_key_validate(%s)", (token,)).fetchone()[0] == "revoked"
+
+
+def test_without_preloading_everything_works_from_the_tables(sessions):
+    """The cache needs shared_preload_libraries; without it every path still answers exactly
+    (reading the tables), and says so in authz_stats."""
+    cluster = ScratchCluster("authz_not_preloaded")
+    cluster.start(preload=False)
+    try:
+        with cluster.connect(autocommit=True) as admin, cluster.connect(autocommit=True) as reader:
+            admin.execute("CREATE EXTENSION authz_ext")
+            admin.execute("""SELECT authz_grant_bulk(
+                                 (SELECT jsonb_agg(jsonb_build_object('user_id', 'u', 'permission', 'document:read',
+                                                                      'resource_id', n))
+                                  FROM generate_series(1, 100) n))""")
+            token = admin.execute("SELECT token FROM api_key_create('u', 'k', ARRAY['documents:read'])").fetchone()[0]
+            scan = "SELECT count(*) FROM generate_series(1, 500) AS id WHERE authz_check('u'::text, 'document:read', id)"
+            assert reader.execute(scan).fetchone()[0] == 100
+            assert reader.execute(scan).fetchone()[0] == 100
+            admin.execute("SELECT authz_revoke('u'::text, 'document:read', 7)")
+            assert reader.execute(scan).fetchone()[0] == 99
+            assert reader.execute("SELECT status FROM api_key_validate(%s)", (token,)).fetchone()[0] == "valid"
+            with reader.transaction():
+                reader.execute("SELECT authz_authenticate(%s)", (token,))
+                can = "SELECT count(*) FROM generate_series(1, 500) AS id WHERE authz_can('document:read', id)"
+                assert reader.execute(can).fetchone()[0] == 99
+            counters = dict(reader.execute("SELECT counter, value FROM authz_stats()").fetchall())
+            assert counters["cache_hits"] == 0 and counters["cache_bypasses"] >= 1500, counters
+    finally:
+        cluster.destroy()
+
+
 def test_a_subscriber_honours_a_revoke_once_applied(sessions, database):
     """The pattern of docs: a second cluster keeps a local copy of the authz tables by native
     logical replication, and its warm caches follow the publisher's changes."""
