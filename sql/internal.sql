@@ -378,37 +378,34 @@ BEGIN
             USING ERRCODE = '22023', HINT = 'Nothing was written. Give each override once.';
     END IF;
 
+    -- Under the lock nobody else inserts: rows that exist are updated, the others
+    -- inserted (no speculative insertion), and each audit row gets the value it replaced.
     WITH input AS MATERIALIZED (
         SELECT * FROM authz.bulk_grant_rows(p_grants)
-    ), old AS (
-        SELECT g.id, to_jsonb(g) AS value FROM input b
+    ), existing AS MATERIALIZED (
+        SELECT b.n, g.id, to_jsonb(g) AS old FROM input b
         JOIN authz.grants g ON g.user_id = b.user_id AND g.permission = b.permission AND g.resource_id = b.resource_id
         UNION ALL
-        SELECT g.id, to_jsonb(g) FROM input b
+        SELECT b.n, g.id, to_jsonb(g) FROM input b
         JOIN authz.grants g ON g.user_id = b.user_id AND g.permission = b.permission
                            AND g.resource_id IS NULL AND b.resource_id IS NULL
-    ), on_resources AS (
+    ), updated AS (
+        UPDATE authz.grants g
+        SET effect = b.effect, expires_at = b.expires_at, granted_by = p_granted_by
+        FROM existing e JOIN input b ON b.n = e.n
+        WHERE g.id = e.id
+        RETURNING g.id, g.user_id, g.permission, g.resource_id, e.old, to_jsonb(g) AS new
+    ), inserted AS (
         INSERT INTO authz.grants AS g (user_id, permission, resource_id, effect, expires_at, granted_by)
-        SELECT user_id, permission, resource_id, effect, expires_at, p_granted_by
-        FROM input WHERE resource_id IS NOT NULL
-        ON CONFLICT (user_id, permission, resource_id) WHERE resource_id IS NOT NULL
-        DO UPDATE SET effect = excluded.effect, expires_at = excluded.expires_at, granted_by = excluded.granted_by
-        RETURNING g.*
-    ), on_types AS (
-        INSERT INTO authz.grants AS g (user_id, permission, resource_id, effect, expires_at, granted_by)
-        SELECT user_id, permission, resource_id, effect, expires_at, p_granted_by
-        FROM input WHERE resource_id IS NULL
-        ON CONFLICT (user_id, permission) WHERE resource_id IS NULL
-        DO UPDATE SET effect = excluded.effect, expires_at = excluded.expires_at, granted_by = excluded.granted_by
-        RETURNING g.*
-    ), written AS (
-        SELECT * FROM on_resources UNION ALL SELECT * FROM on_types
+        SELECT b.user_id, b.permission, b.resource_id, b.effect, b.expires_at, p_granted_by
+        FROM input b WHERE NOT EXISTS (SELECT FROM existing e WHERE e.n = b.n)
+        RETURNING g.id, g.user_id, g.permission, g.resource_id, NULL::jsonb AS old, to_jsonb(g) AS new
     )
     INSERT INTO authz.audit_log (actor, db_role, action, target, old_value, new_value, trace_id)
     SELECT p_granted_by, p_db_role, 'authz_grant',
            jsonb_build_object('user_id', w.user_id, 'permission', w.permission, 'resource_id', w.resource_id),
-           old.value, to_jsonb(w), nullif(current_setting('authz.trace_id', true), '')
-    FROM written w LEFT JOIN old ON old.id = w.id
+           w.old, w.new, nullif(current_setting('authz.trace_id', true), '')
+    FROM (SELECT * FROM updated UNION ALL SELECT * FROM inserted) w
     ORDER BY w.id;
     GET DIAGNOSTICS v_count = ROW_COUNT;
     RETURN v_count;

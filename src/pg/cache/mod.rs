@@ -104,7 +104,7 @@ fn generation() -> u64 {
     tables::epochs().facts.wrapping_add(STALE_BATCHES.get())
 }
 
-/// Whether facts handed out as `Found::Cached` at `generation` may still answer this check
+/// Whether facts handed out by `lookup` at `generation` may still answer this check
 /// (a call site remembers them between rows); counted as a hit if so.
 pub fn still_current(generation: u64) -> bool {
     let current = trust::cache_usable() && self::generation() == generation;

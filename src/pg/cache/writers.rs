@@ -169,8 +169,16 @@ fn authz_note_change<'a>(
     trigger: &'a pgrx::PgTrigger<'a>,
 ) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, pgrx::PgTriggerError> {
     CHANGED.set(true);
-    // SAFETY: queues an invalidation of an existing relation, sent when this commits.
-    unsafe { pg_sys::CacheInvalidateRelcacheByRelid(trigger.relid()?) };
+    // The statement trigger queues the relcache invalidation (one per statement); a row
+    // trigger only where statement triggers do not fire: logical replication's apply,
+    // which runs in replica mode.
+    let row = matches!(trigger.level(), pgrx::PgTriggerLevel::Row);
+    // SAFETY: a plain read of a setting's variable.
+    let replica = unsafe { pg_sys::SessionReplicationRole } == pg_sys::SESSION_REPLICATION_ROLE_REPLICA as i32;
+    if !row || replica {
+        // SAFETY: queues an invalidation of an existing relation, sent when this commits.
+        unsafe { pg_sys::CacheInvalidateRelcacheByRelid(trigger.relid()?) };
+    }
     let t = trigger.trigger();
     // SAFETY: tgargs holds tgnargs C strings.
     let facts = t.tgnargs == 1 && unsafe { std::ffi::CStr::from_ptr(*t.tgargs) }.to_bytes() == b"facts";
@@ -179,7 +187,8 @@ fn authz_note_change<'a>(
         if event & pg_sys::TRIGGER_EVENT_OPMASK == pg_sys::TRIGGER_EVENT_TRUNCATE {
             note_user(EVERYONE);
         }
-        for row in [trigger.old(), trigger.new()].into_iter().flatten() {
+        let everyone = CHANGED_USERS.with_borrow(|users| users.first() == Some(&EVERYONE));
+        for row in [trigger.old(), trigger.new()].into_iter().flatten().filter(|_| !everyone) {
             match row.get_by_name::<&str>("user_id") {
                 Ok(Some(user)) => note_user(user_key(user)),
                 Ok(None) => {}
