@@ -3,6 +3,7 @@ near-miss permission strings, random and mutated tokens, huge strings, odd times
 NULLs. Only documented SQLSTATEs may come back; an internal error (XX000) or a lost
 backend fails the run. A short run here; benches/fuzz.sh runs a long one
 (AUTHZ_FUZZ_CALLS, AUTHZ_FUZZ_SEED)."""
+import json
 import os
 import random
 import string
@@ -27,6 +28,7 @@ DOCUMENTED = {
     "42501",  # insufficient_privilege: authz_require's denial
     "28000",  # invalid_authorization_specification: authz_authenticate's rejection
     "22008",  # datetime_field_overflow (a timestamp PostgreSQL itself cannot compute)
+    "22007",  # invalid_datetime_format (a bulk element's expires_at, parsed by PostgreSQL)
 }
 
 PERMISSIONS = ["document:read", "document:update", "project:delete", "api_key:create", "report:export"]
@@ -99,13 +101,47 @@ def random_token(rng, tokens):
     return random_text(rng) if rng.random() < 0.8 else None
 
 
+def random_json_value(rng, depth=0):
+    kind = rng.randrange(9 if depth < 2 else 6)
+    if kind == 0:
+        return None
+    if kind == 1:
+        return rng.choice([0, -1, 2**63 - 1, 2**64, 1.5, 1e300])
+    if kind == 2:
+        return rng.choice([True, False])
+    if kind == 3:
+        return rng.choice(PERMISSIONS + ["allow", "deny", "2999-01-01", "soon", "294276-12-31"])
+    if kind in (4, 5):
+        return random_text(rng)
+    if kind == 6:
+        return [random_json_value(rng, depth + 1) for _ in range(rng.randrange(3))]
+    keys = ["user_id", "permission", "resource_id", "expires_at", "effect", random_text(rng)]
+    return {rng.choice(keys): random_json_value(rng, depth + 1) for _ in range(rng.randrange(6))}
+
+
+def random_grants(rng):
+    """A bulk argument: mostly well-formed elements, some of them broken."""
+    def element():
+        if rng.random() < 0.2:
+            return random_json_value(rng, 1)
+        e = {"user_id": rng.choice([rng.randrange(-5, 5), random_text(rng)]), "permission": random_permission(rng)}
+        for key, value in [("resource_id", rng.randrange(100)), ("expires_at", rng.choice(["2999-01-01", "soon"])),
+                           ("effect", rng.choice(["allow", "deny", "maybe"]))]:
+            if rng.random() < 0.3:
+                e[key] = value
+        return e
+    if rng.random() < 0.1:
+        return json.dumps(random_json_value(rng))
+    return json.dumps([element() for _ in range(rng.randrange(0, 6))])
+
+
 def random_call(rng, tokens):
     """One random call: (sql, params)."""
     def id_arg():
         value, sql_type = random_id(rng)
         return f"%s::{sql_type}", value
 
-    choice = rng.randrange(18)
+    choice = rng.randrange(19)
     u, uv = id_arg()
     r, rv = id_arg()
     p = random_permission(rng)
@@ -151,6 +187,8 @@ def random_call(rng, tokens):
         return "SELECT authz_authenticate(%s), authz_current_user()", [random_token(rng, tokens)]
     if choice == 16:
         return f"SELECT authz_set_user({u}), authz_can(%s, {r})", [uv, p, rv]
+    if choice == 17:
+        return f"SELECT authz_grant_bulk(%s::jsonb, {u})", [random_grants(rng), uv]
     return rng.choice(["SELECT authz_init_role_permissions()", "SELECT authz_cleanup_expired()",
                        "SELECT authz_current_user()"]), []
 
