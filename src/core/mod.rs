@@ -10,4 +10,5 @@ pub mod keys;
 pub mod misses;
 pub mod permission;
 pub mod resolve;
+pub mod ring;
 pub mod token;

@@ -8,7 +8,6 @@
 //! (core::misses decides how much), with the catalog side cached apart from users.
 
 mod keys;
-mod ring;
 mod tables;
 mod trust;
 mod uncached;
@@ -25,6 +24,7 @@ use super::stats::{self, Counter};
 use crate::core::cache::{Cache, Catalog, Facts};
 use crate::core::misses::{MissLog, OnMiss, OVERRIDE_BYTES, REPEAT_LOAD_LIMIT};
 use crate::core::resolve::{Effect, Override};
+use crate::core::ring::EVERYONE;
 use pgrx::prelude::*;
 use pgrx::pg_sys;
 use std::cell::{Cell, RefCell};
@@ -61,7 +61,7 @@ fn stale_users(users: Vec<u64>) {
     }
     STALE_USERS.with_borrow_mut(|stale| {
         if stale.len() + users.len() > 4096 {
-            *stale = vec![ring::EVERYONE];
+            *stale = vec![EVERYONE];
         } else {
             stale.extend(users);
         }
@@ -131,7 +131,7 @@ pub fn lookup(user: &str, permission: &str, resource: Option<&str>, before_load:
         }
         for user in STALE_USERS.take() {
             match user {
-                ring::EVERYONE => s.cache.clear(),
+                EVERYONE => s.cache.clear(),
                 user => s.cache.remove_user(user),
             }
         }

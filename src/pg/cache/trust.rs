@@ -12,9 +12,9 @@
 //! invalidations (writers.rs); on a hot standby, no WAL record may be part-way through
 //! replay. Then the invalidation queue is processed, and the new count remembered.
 
-use super::ring;
 use super::tables;
 use super::writers;
+use crate::core::ring::{Read, EVERYONE};
 use crate::pg::gucs::CACHE_ENABLED;
 use pgrx::pg_sys;
 use std::cell::Cell;
@@ -53,14 +53,14 @@ pub fn cache_usable() -> bool {
         unsafe { pg_sys::AcceptInvalidationMessages() };
         // After a promotion: what replay invalidated may have been taken for the ring's.
         if IN_RECOVERY.replace(in_recovery) && !in_recovery {
-            super::stale_users(vec![ring::EVERYONE]);
+            super::stale_users(vec![EVERYONE]);
         }
         QUIET_AT.set(completions);
     }
     tables::all_writes_invalidate(completions)
 }
 
-/// Reads the users that commits since the last look changed (ring.rs) and notes them
+/// Reads the users that commits since the last look changed (core::ring) and notes them
 /// stale; false if a writer is still naming its users.
 fn changed_users_read() -> bool {
     let Some(ring) = writers::ring() else {
@@ -70,8 +70,8 @@ fn changed_users_read() -> bool {
     let read = ring.read(&mut next);
     RING_NEXT.set(Some(next));
     match read {
-        ring::Read::NotYet => false,
-        ring::Read::Users(users) => {
+        Read::NotYet => false,
+        Read::Users(users) => {
             super::stale_users(users);
             true
         }

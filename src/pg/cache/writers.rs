@@ -16,12 +16,18 @@
 //! with it: they also hold an advisory lock (kept in their two-phase state across the
 //! restart), and readers trust nothing until that lock has once been free.
 //!
-//! The registry needs `shared_preload_libraries = 'authz_ext'`; without it the cache is
-//! never trusted (checks read the tables).
+//! Writers also name the users whose facts they changed: the row trigger notes each
+//! changed row's `user_id` (tables of kind `facts`), and at XACT_EVENT_COMMIT — visible,
+//! its locks not yet released — the transaction appends them to a ring in shared memory
+//! (core::ring), which readers read where they process invalidations, so that a commit
+//! drops only those users' cached entries.
+//!
+//! The registry and the ring need `shared_preload_libraries = 'authz_ext'`; without it the
+//! cache is never trusted (checks read the tables).
 
 use pgrx::pg_sys::{self, Oid, TransactionId};
 use pgrx::prelude::*;
-use super::ring::{Ring, EVERYONE};
+use crate::core::ring::{Ring, EVERYONE};
 use crate::core::cache::user_key;
 use std::cell::{Cell, RefCell};
 use std::ffi::c_void;
@@ -78,7 +84,7 @@ fn registry() -> Option<&'static Registry> {
     unsafe { REGISTRY.as_ref() }
 }
 
-/// The ring of changed users (ring.rs), with the registry.
+/// The ring of changed users (core::ring), with the registry.
 pub fn ring() -> Option<&'static Ring> {
     // SAFETY: as REGISTRY.
     unsafe { RING.as_ref() }
@@ -232,7 +238,7 @@ unsafe extern "C-unwind" fn on_transaction_event(event: pg_sys::XactEvent::Type,
             if event == XACT_EVENT_ABORT && !users.is_empty() {
                 super::stale_users(vec![EVERYONE]);
             }
-            // Visible now, locks not released yet: name the changed users (ring.rs). A
+            // Visible now, locks not released yet: name the changed users (core::ring). A
             // prepared transaction's are named by whoever sees it finish (sweep).
             if let (XACT_EVENT_COMMIT, Some((_, registration)), Some(ring)) = (event, REGISTERED.get(), ring()) {
                 if registration & PREPARED == 0 {
