@@ -1173,7 +1173,7 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/cache/writers.rs:173
+-- src/pg/cache/writers.rs:174
 -- authz_ext::pg::cache::writers::authz_note_change
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */

@@ -57,7 +57,7 @@ fn facts_for(user: &str, permission: &str, resource: Option<&str>) -> Found {
     };
     let found = cache::lookup(user, permission, resource, parse).unwrap_or_else(|| {
         parse();
-        Found { facts: Rc::new(cache::load_for_check(user, permission, resource)), generation: None }
+        Found::read(cache::load_for_check(user, permission, resource))
     });
     if !found.facts.known_permission {
         require_known_permission(permission);

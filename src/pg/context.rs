@@ -134,37 +134,30 @@ static KEY_GRANT: Statement = Statement {
     arg_types: &[pg_sys::UUIDOID],
 };
 
-/// The last (key, permission) a key principal's check decided, while current.
-struct KeyDecision {
+/// The key a key principal's checks last read, while current.
+struct LastKey {
     key_id: [u8; 16],
-    permission: String,
     grant: Option<Rc<KeyGrant>>,
     generation: u64,
 }
 
 thread_local! {
-    static LAST_KEY_DECISION: RefCell<Option<KeyDecision>> = const { RefCell::new(None) };
+    static LAST_KEY: RefCell<Option<LastKey>> = const { RefCell::new(None) };
 }
 
 /// Whether the principal's key is still live (a revocation or expiry since
 /// authz_authenticate counts from the next statement) and has a scope covering the
 /// permission. The key is read once while nothing changes (cache/keys.rs), and a scan
-/// checking one permission row after row reuses its last answer.
+/// checking row after row reuses the last one read.
 fn key_allows(key_id: [u8; 16], permission: &str) -> bool {
-    let remembered = LAST_KEY_DECISION.with_borrow(|last| {
+    let remembered = LAST_KEY.with_borrow(|last| {
         last.as_ref()
-            .filter(|d| d.key_id == key_id && d.permission == permission && cache::key_grant_current(d.generation))
-            .map(|d| d.grant.clone())
+            .filter(|k| k.key_id == key_id && cache::key_grant_current(k.generation))
+            .map(|k| k.grant.clone())
     });
     let grant = remembered.unwrap_or_else(|| {
         let (grant, generation) = cache::key_grant(key_id, || read_key_grant(key_id));
-        let decision = generation.map(|generation| KeyDecision {
-            key_id,
-            permission: permission.to_string(),
-            grant: grant.clone(),
-            generation,
-        });
-        LAST_KEY_DECISION.set(decision);
+        LAST_KEY.set(generation.map(|generation| LastKey { key_id, grant: grant.clone(), generation }));
         grant
     });
     grant.is_some_and(|g| {

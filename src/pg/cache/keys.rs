@@ -50,7 +50,7 @@ thread_local! {
 /// `load()`, or what it returned for the same key when this backend last called it and
 /// nothing has changed since (`memo`'s entries are dropped at every change of a `keys`
 /// table, and not used while the cache may not be trusted). With the generation the value
-/// is current at, when it came from or went into the memo (see `current`).
+/// is current at, when it came from or went into the memo (see `key_grant_current`).
 fn remembered<K: Eq + Hash, V: Clone>(
     memo: &'static std::thread::LocalKey<RefCell<Memo<K, V>>>,
     key: K,

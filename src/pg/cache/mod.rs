@@ -94,7 +94,8 @@ pub struct Found {
 }
 
 impl Found {
-    fn read(facts: Facts) -> Self {
+    /// Facts read for one check, not cached.
+    pub fn read(facts: Facts) -> Self {
         Found { facts: Rc::new(facts), generation: None }
     }
 }

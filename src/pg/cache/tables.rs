@@ -20,10 +20,24 @@ use std::cell::{Cell, RefCell};
 
 /// What a change of an invalidating table makes stale.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Kind {
+pub enum Kind {
     Facts,
     Keys,
     Catalog,
+}
+
+impl Kind {
+    /// The kind a note_change trigger names in its argument (None: none it knows).
+    pub fn of(trigger: &pg_sys::Trigger) -> Option<Kind> {
+        // SAFETY: tgargs holds tgnargs C strings.
+        let argument = (trigger.tgnargs == 1).then(|| unsafe { std::ffi::CStr::from_ptr(*trigger.tgargs) }.to_bytes());
+        match argument {
+            Some(b"facts") => Some(Kind::Facts),
+            Some(b"keys") => Some(Kind::Keys),
+            Some(b"catalog") => Some(Kind::Catalog),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -249,17 +263,11 @@ fn inspect(oid: Oid) -> Option<Inspected> {
             oids.push(trigger.tgoid);
             let for_each_row = trigger.tgtype as u32 & pg_sys::TRIGGER_TYPE_ROW != 0;
             let enabled = trigger.tgenabled as u8;
-            // Statement triggers must fire in every mode, row triggers at least in replica
-            // mode (logical replication's apply fires no statement triggers but TRUNCATE's).
+            // Both must fire in every mode: the row trigger names the changed users, and is
+            // what logical replication's apply fires (no statement triggers but TRUNCATE's).
             statement |= !for_each_row && enabled == pg_sys::TRIGGER_FIRES_ALWAYS;
             row |= for_each_row && enabled == pg_sys::TRIGGER_FIRES_ALWAYS;
-            let argument = (trigger.tgnargs == 1).then(|| std::ffi::CStr::from_ptr(*trigger.tgargs).to_bytes());
-            kinds.push(match argument {
-                Some(b"facts") => Some(Kind::Facts),
-                Some(b"keys") => Some(Kind::Keys),
-                Some(b"catalog") => Some(Kind::Catalog),
-                _ => None,
-            });
+            kinds.push(Kind::of(trigger));
         }
         pg_sys::table_close(rel, pg_sys::NoLock as i32);
         let kind = kinds.first().copied().flatten();

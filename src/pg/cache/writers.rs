@@ -27,6 +27,7 @@
 
 use pgrx::pg_sys::{self, Oid, TransactionId};
 use pgrx::prelude::*;
+use super::tables::Kind;
 use crate::core::ring::{Ring, EVERYONE};
 use crate::core::cache::user_key;
 use std::cell::{Cell, RefCell};
@@ -185,10 +186,7 @@ fn authz_note_change<'a>(
         // SAFETY: queues an invalidation of an existing relation, sent when this commits.
         unsafe { pg_sys::CacheInvalidateRelcacheByRelid(trigger.relid()?) };
     }
-    let t = trigger.trigger();
-    // SAFETY: tgargs holds tgnargs C strings.
-    let facts = t.tgnargs == 1 && unsafe { std::ffi::CStr::from_ptr(*t.tgargs) }.to_bytes() == b"facts";
-    if facts {
+    if Kind::of(trigger.trigger()) == Some(Kind::Facts) {
         let event = trigger.trigger_data().tg_event;
         if event & pg_sys::TRIGGER_EVENT_OPMASK == pg_sys::TRIGGER_EVENT_TRUNCATE {
             note_user(EVERYONE);
