@@ -24,22 +24,29 @@ pub struct Facts {
 }
 
 impl Facts {
-    /// Files a stored override under its resource, or at the type level (no resource).
-    pub fn add(&mut self, resource: Option<&str>, grant: Override) {
-        match resource {
-            Some(resource) => self.resource_level.insert(resource, grant),
-            None => self.type_level.push(grant),
+    /// Files stored overrides (replacing any) under their resources, or at the type level
+    /// (no resource).
+    pub fn set_overrides(&mut self, overrides: impl IntoIterator<Item = (Option<String>, Override)>) {
+        let (mut type_level, mut resource_level) = (Vec::new(), Vec::new());
+        for (resource, grant) in overrides {
+            match resource {
+                Some(resource) => resource_level.push((resource, grant)),
+                None => type_level.push(grant),
+            }
         }
+        self.type_level = type_level;
+        self.resource_level = Resources::new(resource_level);
     }
 
-    pub fn resource_level_for(&self, resource: Option<Id>) -> &[Override] {
-        resource.and_then(|r| self.resource_level.get(r)).map_or(&[], std::slice::from_ref)
+    pub fn resource_level_for(&self, resource: Option<Id>) -> Option<Override> {
+        resource.and_then(|r| self.resource_level.get(r))
     }
 
     /// Decides a check of `resource` (None: the type level); `now` is called only when an
     /// override that could decide expires.
     pub fn decide(&self, resource: Option<Id>, now: impl FnOnce() -> Timestamp) -> Decision {
         let resource_level = self.resource_level_for(resource);
+        let resource_level = resource_level.as_slice();
         let expires = resource_level.iter().chain(&self.type_level).any(|o| o.expires_at.is_some());
         resolve(resource_level, &self.type_level, self.role_allows, if expires { now() } else { 0 })
     }
@@ -51,40 +58,58 @@ impl Facts {
 }
 
 /// One user's resource-level overrides for one permission, by resource: integer ids by
-/// value (nothing formatted to find one, 8 bytes a key), other ids by their text. At most
+/// value (nothing formatted to find one; see `Integers`), other ids by their text. At most
 /// one override per resource (the unique index of authz.grants); should a second ever
 /// arrive, a deny is kept over an allow (fail closed).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Resources {
-    integers: HashMap<i64, Override>,
+    integers: Integers,
     texts: HashMap<Box<str>, Override>,
 }
 
 impl Resources {
-    pub fn get(&self, resource: Id) -> Option<&Override> {
+    fn new(overrides: Vec<(String, Override)>) -> Self {
+        let mut integers = Vec::new();
+        let mut texts: HashMap<Box<str>, Override> = HashMap::default();
+        for (resource, grant) in overrides {
+            match canonical_integer(&resource) {
+                Some(n) => integers.push((n, grant)),
+                None => {
+                    texts
+                        .entry(resource.into())
+                        .and_modify(|kept| {
+                            if kept.effect != Effect::Deny {
+                                *kept = grant;
+                            }
+                        })
+                        .or_insert(grant);
+                }
+            }
+        }
+        Resources { integers: Integers::new(integers), texts }
+    }
+
+    pub fn get(&self, resource: Id) -> Option<Override> {
         match resource.as_integer() {
-            Some(n) => self.integers.get(&n),
+            Some(n) => self.integers.get(n),
             None => match resource {
-                Id::Text(s) => self.texts.get(s),
+                Id::Text(s) => self.texts.get(s).copied(),
                 Id::Integer(_) => None,
             },
         }
     }
 
-    fn insert(&mut self, resource: &str, grant: Override) {
-        let keep = |slot: &mut Override| {
-            if slot.effect != Effect::Deny {
-                *slot = grant;
-            }
-        };
-        match canonical_integer(resource) {
-            Some(n) => self.integers.entry(n).and_modify(keep).or_insert(grant),
-            None => self.texts.entry(resource.into()).and_modify(keep).or_insert(grant),
-        };
+    /// Drops the grant ids of the overrides on integer ids (the bulk of them): the cache
+    /// keeps none.
+    pub fn forget_grant_ids(&mut self) {
+        self.integers.grant_ids = Box::default();
+        for grant in self.texts.values_mut() {
+            grant.grant_id = None;
+        }
     }
 
     pub fn len(&self) -> usize {
-        self.integers.len() + self.texts.len()
+        self.integers.ids.len() + self.texts.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -92,7 +117,131 @@ impl Resources {
     }
 
     fn bytes(&self) -> usize {
-        heap::map(&self.integers) + heap::map(&self.texts) + self.texts.keys().map(|k| heap::string(k)).sum::<usize>()
+        self.integers.bytes() + heap::map(&self.texts) + self.texts.keys().map(|k| heap::string(k)).sum::<usize>()
+    }
+}
+
+/// Overrides on integer ids, compactly: the ids in ascending order, and at the same
+/// positions a bit for a deny, the expiry of the few that expire, and the grant ids (until
+/// forgotten) — 8 bytes and a bit an override in the cache, against ~70 in a hash map of
+/// whole overrides. An id is found through `starts`, a coarse index of buckets of about four
+/// ids each (by the id's distance from the first), then a binary search within its bucket:
+/// as fast as a hash probe for the ids of real tables, and never worse than a binary search.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Integers {
+    ids: Box<[i64]>,
+    /// Bit `i % 64` of word `i / 64`: the override at position `i` denies.
+    denies: Box<[u64]>,
+    /// (position, expiry) of the overrides that expire, by position.
+    expiring: Box<[(u32, Timestamp)]>,
+    /// The grant ids, by position; empty once forgotten.
+    grant_ids: Box<[i64]>,
+    /// Bucket `b` holds the ids whose distance from the first id, shifted right by `shift`,
+    /// is `b`: positions `starts[b]..starts[b + 1]`. Empty for a few ids (one search).
+    starts: Box<[u32]>,
+    shift: u32,
+}
+
+/// Below this many ids, one binary search without buckets.
+const BUCKETED_FROM: usize = 16;
+
+impl Integers {
+    fn new(mut overrides: Vec<(i64, Override)>) -> Self {
+        // By id, a deny first; of two on one id (the unique index allows none), it is kept.
+        overrides.sort_by_key(|(id, grant)| (*id, grant.effect != Effect::Deny));
+        overrides.dedup_by_key(|(id, _)| *id);
+        let mut denies = vec![0u64; overrides.len().div_ceil(64)];
+        let mut expiring = Vec::new();
+        for (i, (_, grant)) in overrides.iter().enumerate() {
+            if grant.effect == Effect::Deny {
+                denies[i / 64] |= 1 << (i % 64);
+            }
+            if let Some(at) = grant.expires_at {
+                expiring.push((i as u32, at));
+            }
+        }
+        let mut integers = Integers {
+            ids: overrides.iter().map(|(id, _)| *id).collect(),
+            denies: denies.into(),
+            expiring: expiring.into(),
+            grant_ids: overrides.iter().map(|(_, grant)| grant.grant_id.unwrap_or_default()).collect(),
+            starts: Box::default(),
+            shift: 0,
+        };
+        if overrides.iter().any(|(_, grant)| grant.grant_id.is_none()) {
+            integers.grant_ids = Box::default();
+        }
+        integers.index();
+        integers
+    }
+
+    /// Builds `starts`: the smallest shift that leaves at most a quarter as many buckets as
+    /// ids.
+    fn index(&mut self) {
+        let n = self.ids.len();
+        if n < BUCKETED_FROM {
+            return;
+        }
+        let span = self.distance(self.ids[n - 1]);
+        let target = (n / 4) as u64;
+        while span >> self.shift >= target {
+            self.shift += 1;
+        }
+        let buckets = (span >> self.shift) as usize + 1;
+        let mut starts = vec![0u32; buckets + 1];
+        for &id in &self.ids {
+            starts[self.bucket(id) + 1] += 1;
+        }
+        for b in 1..starts.len() {
+            starts[b] += starts[b - 1];
+        }
+        self.starts = starts.into();
+    }
+
+    /// How far `id` (not below the first id) is from the first id.
+    fn distance(&self, id: i64) -> u64 {
+        // The true difference is below 2^64, so the wrapped one, read unsigned, is exact.
+        id.wrapping_sub(self.ids[0]) as u64
+    }
+
+    fn bucket(&self, id: i64) -> usize {
+        (self.distance(id) >> self.shift) as usize
+    }
+
+    fn position(&self, id: i64) -> Option<usize> {
+        let (&first, &last) = (self.ids.first()?, self.ids.last()?);
+        if id < first || id > last {
+            return None;
+        }
+        let (from, to) = match self.starts.is_empty() {
+            true => (0, self.ids.len()),
+            false => {
+                let b = self.bucket(id);
+                (self.starts[b] as usize, self.starts[b + 1] as usize)
+            }
+        };
+        self.ids[from..to].binary_search(&id).ok().map(|i| from + i)
+    }
+
+    fn get(&self, id: i64) -> Option<Override> {
+        let i = self.position(id)?;
+        let expires_at = match self.expiring.is_empty() {
+            true => None,
+            false => self.expiring.binary_search_by_key(&(i as u32), |&(at, _)| at).ok().map(|e| self.expiring[e].1),
+        };
+        Some(Override {
+            grant_id: self.grant_ids.get(i).copied(),
+            effect: if self.denies[i / 64] & (1 << (i % 64)) != 0 { Effect::Deny } else { Effect::Allow },
+            expires_at,
+        })
+    }
+
+    fn bytes(&self) -> usize {
+        use std::mem::size_of_val;
+        [size_of_val(&*self.ids), size_of_val(&*self.denies), size_of_val(&*self.expiring), size_of_val(&*self.grant_ids), size_of_val(&*self.starts)]
+            .into_iter()
+            .map(heap::allocation)
+            .sum()
     }
 }
 
@@ -138,16 +287,20 @@ struct Slot {
     bytes: usize,
 }
 
-/// One user's entries.
+/// One user's entries, by permission (a user has few: a list costs less than a map).
 struct PerUser {
     user: Box<str>,
-    slots: HashMap<String, Slot>,
+    slots: Vec<(Box<str>, Slot)>,
     slot_bytes: usize,
 }
 
 impl PerUser {
     fn bytes(&self) -> usize {
-        heap::string(&self.user) + heap::map(&self.slots) + self.slot_bytes
+        heap::string(&self.user) + heap::vec(&self.slots) + self.slot_bytes
+    }
+
+    fn slot(&mut self, permission: &str) -> Option<&mut Slot> {
+        self.slots.iter_mut().find(|(p, _)| &**p == permission).map(|(_, slot)| slot)
     }
 }
 
@@ -179,14 +332,15 @@ impl Cache {
     pub fn get(&mut self, user: &str, permission: &str) -> Option<&Rc<Facts>> {
         self.clock += 1;
         let per_user = self.entries.get_mut(&user_key(user)).filter(|p| &*p.user == user)?;
-        let slot = per_user.slots.get_mut(permission)?;
+        let slot = per_user.slot(permission)?;
         slot.last_used = self.clock;
         Some(&slot.facts)
     }
 
     /// Stores the facts, evicting the least recently used entries to stay within the budget.
     /// Returns whether they were kept (not when they alone would not fit), and them.
-    pub fn insert(&mut self, user: &str, permission: &str, facts: Facts) -> (bool, Rc<Facts>) {
+    pub fn insert(&mut self, user: &str, permission: &str, mut facts: Facts) -> (bool, Rc<Facts>) {
+        facts.resource_level.forget_grant_ids();
         // The facts live in their own allocation (with the Rc's two counts).
         let bytes = heap::string(permission) + heap::allocation(std::mem::size_of::<Facts>() + 16) + facts.bytes();
         let facts = Rc::new(facts);
@@ -202,18 +356,19 @@ impl Cache {
         let slot = Slot { facts: facts.clone(), last_used: self.clock, bytes };
         let per_user = self.entries.entry(key).or_insert_with(|| PerUser {
             user: user.into(),
-            slots: HashMap::default(),
+            slots: Vec::new(),
             slot_bytes: 0,
         });
         let before = if per_user.slots.is_empty() { 0 } else { per_user.bytes() };
-        per_user.slots.insert(permission.to_string(), slot);
+        per_user.slots.push((permission.into(), slot));
+        per_user.slots.shrink_to_fit();
         per_user.slot_bytes += bytes;
         self.users_bytes = self.users_bytes + per_user.bytes() - before;
         if self.bytes() > self.budget {
             // The new entry is the most recently used: it goes last.
             self.evict(self.bytes() - self.budget);
         }
-        let kept = self.entries.get(&key).is_some_and(|p| p.slots.contains_key(permission));
+        let kept = self.entries.get_mut(&key).is_some_and(|p| p.slot(permission).is_some());
         (kept, facts)
     }
 
@@ -252,8 +407,9 @@ impl Cache {
             return;
         };
         let before = per_user.bytes();
-        if let Some(slot) = per_user.slots.remove(permission) {
-            per_user.slot_bytes -= slot.bytes;
+        if let Some(i) = per_user.slots.iter().position(|(p, _)| &**p == permission) {
+            per_user.slot_bytes -= per_user.slots.swap_remove(i).1.bytes;
+            per_user.slots.shrink_to_fit();
         }
         self.users_bytes = self.users_bytes + per_user.bytes() - before;
         if per_user.slots.is_empty() {
@@ -267,7 +423,7 @@ impl Cache {
         let mut by_age: Vec<(u64, u64, String)> = self
             .entries
             .iter()
-            .flat_map(|(key, per_user)| per_user.slots.iter().map(move |(p, s)| (s.last_used, *key, p.clone())))
+            .flat_map(|(key, per_user)| per_user.slots.iter().map(move |(p, s)| (s.last_used, *key, p.to_string())))
             .collect();
         by_age.sort_unstable();
         let target = self.bytes().saturating_sub(needed).min(self.budget - self.budget / 8);
@@ -289,22 +445,28 @@ mod tests {
     use proptest::prelude::*;
 
     fn facts(resources: usize) -> Facts {
-        let grant = Override { grant_id: 1, effect: Effect::Allow, expires_at: None };
+        let grant = Override { grant_id: Some(1), effect: Effect::Allow, expires_at: None };
         let mut facts = Facts { known_permission: true, ..Facts::default() };
-        for r in 0..resources {
-            facts.add(Some(&r.to_string()), grant);
-        }
+        facts.set_overrides((0..resources).map(|r| (Some(r.to_string()), grant)));
+        facts
+    }
+
+    fn with(overrides: &[(Option<&str>, Override)]) -> Facts {
+        let mut facts = Facts::default();
+        facts.set_overrides(overrides.iter().map(|(r, o)| (r.map(str::to_string), *o)));
         facts
     }
 
     #[test]
     fn resources_by_integer_and_by_text() {
-        let grant = |grant_id, effect| Override { grant_id, effect, expires_at: None };
-        let mut f = Facts::default();
-        f.add(Some("42"), grant(1, Effect::Allow));
-        f.add(Some("042"), grant(2, Effect::Allow));
-        f.add(Some("doc-7"), grant(3, Effect::Deny));
-        let id_of = |f: &Facts, r: Option<Id>| f.resource_level_for(r).first().map(|o| o.grant_id);
+        let grant = |grant_id, effect| Override { grant_id: Some(grant_id), effect, expires_at: None };
+        let mut overrides = vec![
+            (Some("42"), grant(1, Effect::Allow)),
+            (Some("042"), grant(2, Effect::Allow)),
+            (Some("doc-7"), grant(3, Effect::Deny)),
+        ];
+        let f = with(&overrides);
+        let id_of = |f: &Facts, r: Option<Id>| f.resource_level_for(r).and_then(|o| o.grant_id);
         assert_eq!(id_of(&f, Some(Id::Integer(42))), Some(1));
         assert_eq!(id_of(&f, Some(Id::Text("42"))), Some(1), "42 and '42' are one id");
         assert_eq!(id_of(&f, Some(Id::Text("042"))), Some(2), "'042' is another");
@@ -312,9 +474,43 @@ mod tests {
         assert_eq!(id_of(&f, Some(Id::Integer(7))), None);
         assert_eq!(id_of(&f, None), None);
         assert_eq!(f.resource_level.len(), 3);
-        f.add(Some("42"), grant(4, Effect::Deny));
-        f.add(Some("42"), grant(5, Effect::Allow));
+        overrides.extend([(Some("42"), grant(4, Effect::Deny)), (Some("42"), grant(5, Effect::Allow))]);
+        overrides.extend([(Some("doc-7"), grant(6, Effect::Allow)), (Some("x"), grant(7, Effect::Allow))]);
+        let f = with(&overrides);
         assert_eq!(id_of(&f, Some(Id::Integer(42))), Some(4), "a second override: the deny is kept");
+        assert_eq!(id_of(&f, Some(Id::Text("doc-7"))), Some(3), "on text ids too");
+        let mut cached = f.clone();
+        cached.resource_level.forget_grant_ids();
+        assert_eq!(id_of(&cached, Some(Id::Integer(42))), None, "forgotten");
+        assert_eq!(id_of(&cached, Some(Id::Text("x"))), None);
+        assert_eq!(cached.resource_level_for(Some(Id::Integer(42))).map(|o| o.effect), Some(Effect::Deny));
+        assert!(cached.resource_level.bytes() < f.resource_level.bytes());
+    }
+
+    /// Integer ids found as a map of them finds them, whatever their spread, with effect and
+    /// expiry at the right positions.
+    fn check_integers(ids: &[i64], probes: &[i64]) {
+        let grant = |n: i64| Override {
+            grant_id: Some(n.wrapping_mul(3)),
+            effect: if n % 3 == 0 { Effect::Deny } else { Effect::Allow },
+            expires_at: (n % 5 == 0).then_some(n),
+        };
+        let model: std::collections::BTreeMap<i64, Override> = ids.iter().map(|&n| (n, grant(n))).collect();
+        let mut f = Facts::default();
+        f.set_overrides(ids.iter().map(|&n| (Some(n.to_string()), grant(n))));
+        for &n in ids.iter().chain(probes) {
+            assert_eq!(f.resource_level_for(Some(Id::Integer(n))), model.get(&n).copied(), "id {n}");
+        }
+    }
+
+    #[test]
+    fn integer_ids_at_the_edges() {
+        check_integers(&[], &[0, i64::MIN, i64::MAX]);
+        check_integers(&[i64::MIN, -1, 0, 1, i64::MAX], &[i64::MIN + 1, -2, 2, i64::MAX - 1]);
+        let dense: Vec<i64> = (1..=10_000).collect();
+        check_integers(&dense, &[0, 10_001, -5]);
+        let clustered: Vec<i64> = (0..100).chain((0..100).map(|n| i64::MAX - n)).collect();
+        check_integers(&clustered, &[100, 101, i64::MAX - 100, 1 << 40]);
     }
 
     #[test]
@@ -323,9 +519,9 @@ mod tests {
         assert!(c.get("u", "document:read").is_none());
         assert!(c.insert("u", "document:read", facts(30)).0);
         let thirty = c.bytes();
-        assert!(thirty > 30 * 32, "{thirty}");
-        assert_eq!(c.get("u", "document:read").unwrap().resource_level_for(Some(Id::Integer(2))).len(), 1);
-        assert!(c.get("u", "document:read").unwrap().resource_level_for(Some(Id::Text("99"))).is_empty());
+        assert!(thirty > 30 * 8, "{thirty}");
+        assert!(c.get("u", "document:read").unwrap().resource_level_for(Some(Id::Integer(2))).is_some());
+        assert!(c.get("u", "document:read").unwrap().resource_level_for(Some(Id::Text("99"))).is_none());
         assert!(c.get("u", "document:update").is_none());
         c.insert("u", "document:read", facts(1));
         assert!(c.bytes() < thirty, "replacing an entry releases its old bytes");
@@ -367,11 +563,13 @@ mod tests {
         let (one, zero) = (Some(Id::Integer(1)), Some(Id::Integer(0)));
         let never = || -> Timestamp { panic!("the clock was read") };
         assert!(f.decide(one, never).allowed);
-        f.add(Some("1"), Override { grant_id: 2, effect: Effect::Deny, expires_at: Some(5) });
+        let deny = |grant_id, resource| (resource, Override { grant_id: Some(grant_id), effect: Effect::Deny, expires_at: Some(5) });
+        let allow = |r: usize| (Some(r.to_string()), Override { grant_id: Some(1), effect: Effect::Allow, expires_at: None });
+        f.set_overrides([allow(0), allow(1), deny(2, Some("1".to_string()))]);
         assert_eq!(f.decide(one, || 4).decided_by, DecidedBy::Resource, "the deny, until 5");
         assert_eq!(f.decide(one, || 5).decided_by, DecidedBy::Default, "then nothing");
         assert!(f.decide(zero, never).allowed && !f.decide(None, never).allowed);
-        f.add(None, Override { grant_id: 3, effect: Effect::Deny, expires_at: Some(5) });
+        f.set_overrides([allow(0), allow(1), deny(2, Some("1".to_string())), deny(3, None)]);
         assert!(f.decide(zero, || 4).allowed && !f.decide(None, || 4).allowed, "the resource level first");
     }
 
@@ -408,6 +606,14 @@ mod tests {
 
     proptest! {
         #[test]
+        fn integer_ids_found_as_a_map_finds_them(
+            ids in proptest::collection::vec(prop_oneof![any::<i64>(), -50i64..50, 1_000_000i64..1_000_100], 0..200),
+            probes in proptest::collection::vec(any::<i64>(), 0..20),
+        ) {
+            check_integers(&ids, &probes);
+        }
+
+        #[test]
         fn never_over_budget(
             budget in 0usize..20_000,
             ops in proptest::collection::vec((0..5u8, 0..3u8, 0..40usize), 0..60)
@@ -418,7 +624,7 @@ mod tests {
                 prop_assert!(c.bytes() <= budget);
                 let recount: usize = heap::map(&c.entries)
                     + c.entries.values().map(|per_user| {
-                        heap::string(&per_user.user) + heap::map(&per_user.slots)
+                        heap::string(&per_user.user) + heap::vec(&per_user.slots)
                             + per_user.slots.iter().map(|(p, s)| heap::string(p) + heap::allocation(std::mem::size_of::<Facts>() + 16) + s.facts.bytes()).sum::<usize>()
                     }).sum::<usize>();
                 prop_assert_eq!(recount, c.bytes());

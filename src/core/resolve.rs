@@ -24,7 +24,9 @@ impl Effect {
 /// One stored override, as far as resolution cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Override {
-    pub grant_id: i64,
+    /// The row's id; None in cached facts (core::cache keeps no resource-level grant ids:
+    /// what explains a decision reads its own).
+    pub grant_id: Option<i64>,
     pub effect: Effect,
     pub expires_at: Option<Timestamp>,
 }
@@ -106,7 +108,7 @@ mod tests {
     const NOW: Timestamp = 1_000_000;
 
     fn o(grant_id: i64, effect: Effect, expires_at: Option<Timestamp>) -> Override {
-        Override { grant_id, effect, expires_at }
+        Override { grant_id: Some(grant_id), effect, expires_at }
     }
 
     #[test]
@@ -116,7 +118,7 @@ mod tests {
         let d = resolve(&allow, &deny, false, NOW);
         assert_eq!((d.allowed, d.decided_by), (true, DecidedBy::Resource));
         let d = resolve(&[], &deny, true, NOW);
-        assert_eq!((d.allowed, d.decided_by, d.grant.unwrap().grant_id), (false, DecidedBy::ResourceType, 2));
+        assert_eq!((d.allowed, d.decided_by, d.grant.unwrap().grant_id), (false, DecidedBy::ResourceType, Some(2)));
         let d = resolve(&[], &[], true, NOW);
         assert_eq!((d.allowed, d.decided_by), (true, DecidedBy::Role));
         let d = resolve(&[], &[], false, NOW);
@@ -136,7 +138,7 @@ mod tests {
     fn deny_beats_allow_within_a_level() {
         let both = [o(1, Effect::Allow, None), o(2, Effect::Deny, None), o(3, Effect::Allow, None)];
         let d = resolve(&[], &both, true, NOW);
-        assert_eq!((d.allowed, d.grant.unwrap().grant_id), (false, 2));
+        assert_eq!((d.allowed, d.grant.unwrap().grant_id), (false, Some(2)));
     }
 
     /// The rules written as plainly as possible, to compare `resolve` against.

@@ -13,7 +13,7 @@ use crate::core::permission;
 use crate::core::cache::Facts;
 use crate::core::ids::Id;
 use super::cache::Found;
-use crate::core::resolve::{DecidedBy, Decision, Effect};
+use crate::core::resolve::{DecidedBy, Decision, Effect, Override};
 use pgrx::prelude::*;
 use pgrx::pg_sys;
 use pgrx::{AnyElement, PgMemoryContexts};
@@ -28,15 +28,23 @@ struct Answer {
     resource: Option<String>,
 }
 
-/// Decides a check; None when the user or permission is NULL (which never allows).
-fn decide(user: Option<AnyElement>, permission: Option<&str>, resource: Option<AnyElement>) -> Option<Answer> {
+/// The ids of a check as text; None when the user or permission is NULL (which never
+/// allows).
+fn ids(user: Option<AnyElement>, permission: Option<&str>, resource: Option<AnyElement>) -> Option<(String, &str, Option<String>)> {
     let (user, permission) = (id_text("user_id", user?).or_raise(), permission?);
-    let resource = optional_id_text("resource_id", resource).or_raise();
-    let facts = facts_for(&user, permission, resource.as_deref()).facts;
+    Some((user, permission, optional_id_text("resource_id", resource).or_raise()))
+}
+
+/// Decides a check with what explains it, from the tables by the SQL path (the cache keeps
+/// no grant ids): for authz_explain, and for authz_require's message.
+fn explain(user: String, permission: &str, resource: Option<String>) -> Answer {
+    permission::parse(permission).or_raise();
+    let facts = cache::load_for_check(&user, permission, resource.as_deref());
+    if !facts.known_permission {
+        require_known_permission(permission);
+    }
     let decision = evaluate(&facts, resource.as_deref().map(Id::Text));
-    count(decision.allowed);
-    let role = facts.role.clone();
-    Some(Answer { decision, role, user, permission: permission.to_string(), resource })
+    Answer { decision, role: facts.role.clone(), user, permission: permission.to_string(), resource }
 }
 
 fn evaluate(facts: &Facts, resource: Option<Id>) -> Decision {
@@ -188,12 +196,14 @@ fn reason(answer: &Answer) -> String {
     let d = &answer.decision;
     let verdict = if d.allowed { "allowed" } else { "denied" };
     let role = answer.role.as_deref();
+    // Facts read by explain() keep every grant id.
+    let id = |g: Override| g.grant_id.map_or("?".to_string(), |id| id.to_string());
     match (d.decided_by, d.grant) {
         (DecidedBy::Resource, Some(g)) => format!(
-            "{verdict} by override {} ({}) on this resource", g.grant_id, effect_word(g.effect)
+            "{verdict} by override {} ({}) on this resource", id(g), effect_word(g.effect)
         ),
         (DecidedBy::ResourceType, Some(g)) => format!(
-            "{verdict} by override {} ({}) on every resource of the type", g.grant_id, effect_word(g.effect)
+            "{verdict} by override {} ({}) on every resource of the type", id(g), effect_word(g.effect)
         ),
         (DecidedBy::Role, _) => format!("allowed by role {}", role.unwrap_or("?")),
         _ => match role {
@@ -260,14 +270,16 @@ fn authz_explain(
 > {
     // SAFETY: pgrx passes the call's own fcinfo.
     let args = unsafe { Args::new(fcinfo) };
-    let row = match decide(args.id(0), args.get(1), args.id(2)) {
-        Some(answer) => {
+    let row = match ids(args.id(0), args.get(1), args.id(2)) {
+        Some((user, permission, resource)) => {
+            let answer = explain(user, permission, resource);
             let d = answer.decision;
+            count(d.allowed);
             (
                 d.allowed,
                 d.decided_by.as_str().to_string(),
                 answer.role.clone(),
-                d.grant.map(|g| g.grant_id),
+                d.grant.and_then(|g| g.grant_id),
                 d.grant.and_then(|g| g.expires_at).map(|t| TimestampWithTimeZone::try_from(t).expect("stored timestamp")),
                 reason(&answer),
             )
@@ -282,9 +294,17 @@ fn authz_require(fcinfo: pg_sys::FunctionCallInfo) {
     // SAFETY: pgrx passes the call's own fcinfo.
     let args = unsafe { Args::new(fcinfo) };
     let permission: Option<&str> = args.get(1);
-    let Some(answer) = decide(args.id(0), permission, args.id(2)) else {
+    let Some((user, permission, resource)) = ids(args.id(0), permission, args.id(2)) else {
         raise(Error::NullValue { parameter: if permission.is_none() { "permission" } else { "user_id" } });
     };
+    let facts = facts_for(&user, permission, resource.as_deref()).facts;
+    if evaluate(&facts, resource.as_deref().map(Id::Text)).allowed {
+        count(true);
+        return;
+    }
+    // Denied: read again with what explains it (a grant committed since counts).
+    let answer = explain(user, permission, resource);
+    count(answer.decision.allowed);
     if !answer.decision.allowed {
         let on = match &answer.resource {
             Some(r) => format!("resource {}", permission::shorten(r)),

@@ -157,26 +157,19 @@ impl Reader {
     /// call only.
     pub fn lookup<R>(
         &self,
-        (table, index): (&CStr, &CStr),
+        (table, index): (&'static CStr, &'static CStr),
         keys: &[IndexKey],
-        columns: &[&CStr],
+        columns: &[&'static CStr],
         limit: Option<usize>,
         mut read: impl FnMut(&[Option<Datum>]) -> R,
     ) -> Vec<R> {
         // SAFETY: the open/scan/close sequence of systable_beginscan; relations and buffer
         // pins are owned by the resource owner, so an ERROR in between releases them.
         unsafe {
-            let schema = pg_sys::get_namespace_oid(c"authz".as_ptr(), false);
-            let heap = pg_sys::table_open(relation_oid(table, schema), pg_sys::AccessShareLock as i32);
-            let index_rel = pg_sys::index_open(relation_oid(index, schema), pg_sys::AccessShareLock as i32);
+            let heap = pg_sys::table_open(relation_oid(table), pg_sys::AccessShareLock as i32);
+            let index_rel = pg_sys::index_open(relation_oid(index), pg_sys::AccessShareLock as i32);
             let heap_oid = (*heap).rd_id;
-            let attnums: Vec<i32> = columns
-                .iter()
-                .map(|c| match pg_sys::get_attnum(heap_oid, c.as_ptr()) {
-                    0 => pgrx::error!("authz_ext: column {} of authz.{} is missing", c.to_string_lossy(), table.to_string_lossy()),
-                    n => i32::from(n),
-                })
-                .collect();
+            let attnums: Vec<i32> = columns.iter().map(|c| attnum(heap_oid, table, c)).collect();
             let mut scan_keys: Vec<pg_sys::ScanKeyData> = keys
                 .iter()
                 .enumerate()
@@ -236,10 +229,55 @@ impl Drop for Reader {
     }
 }
 
-unsafe fn relation_oid(name: &CStr, schema: Oid) -> Oid {
+thread_local! {
+    /// The OIDs of authz relations by name, and their columns' numbers by (relation, name),
+    /// resolved once: the catalog lookups cost more than a read. Names are the callers'
+    /// static strings, keyed by address. Forgotten when one of the relations is
+    /// invalidated (dropped, altered).
+    static RELATIONS: RefCell<HashMap<usize, Oid>> = RefCell::new(HashMap::new());
+    static COLUMNS: RefCell<HashMap<(Oid, usize), i32>> = RefCell::new(HashMap::new());
+}
+
+/// Registers the callback that forgets resolved names; at library load.
+pub fn register() {
+    // SAFETY: called once, from _PG_init.
+    unsafe { pg_sys::CacheRegisterRelcacheCallback(Some(forget_names), Datum::from(0)) };
+}
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn forget_names(_arg: Datum, relid: Oid) {
+    let ours = RELATIONS.with_borrow(|r| relid == pg_sys::InvalidOid || r.values().any(|&oid| oid == relid));
+    if ours {
+        RELATIONS.with_borrow_mut(HashMap::clear);
+        COLUMNS.with_borrow_mut(HashMap::clear);
+    }
+}
+
+unsafe fn relation_oid(name: &'static CStr) -> Oid {
+    if let Some(oid) = RELATIONS.with_borrow(|r| r.get(&(name.as_ptr() as usize)).copied()) {
+        return oid;
+    }
+    let schema = pg_sys::get_namespace_oid(c"authz".as_ptr(), false);
     match pg_sys::get_relname_relid(name.as_ptr(), schema) {
         oid if oid == pg_sys::InvalidOid => pgrx::error!("authz_ext: relation authz.{} is missing", name.to_string_lossy()),
-        oid => oid,
+        oid => {
+            RELATIONS.with_borrow_mut(|r| r.insert(name.as_ptr() as usize, oid));
+            oid
+        }
+    }
+}
+
+unsafe fn attnum(heap: Oid, table: &CStr, column: &'static CStr) -> i32 {
+    let key = (heap, column.as_ptr() as usize);
+    if let Some(n) = COLUMNS.with_borrow(|c| c.get(&key).copied()) {
+        return n;
+    }
+    match pg_sys::get_attnum(heap, column.as_ptr()) {
+        0 => pgrx::error!("authz_ext: column {} of authz.{} is missing", column.to_string_lossy(), table.to_string_lossy()),
+        n => {
+            COLUMNS.with_borrow_mut(|c| c.insert(key, i32::from(n)));
+            i32::from(n)
+        }
     }
 }
 

@@ -22,5 +22,6 @@ pub fn register() {
     stats::register();
     context::register_callbacks();
     cache::register();
+    latest::register();
     gucs::reserve_prefix();
 }

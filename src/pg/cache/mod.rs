@@ -176,7 +176,7 @@ pub fn lookup(user: &str, permission: &str, resource: Option<&str>, before_load:
 /// An override as a row of authz.grants stores it.
 fn stored_override(grant_id: Option<i64>, effect: Option<String>, expires_at: Option<TimestampWithTimeZone>) -> Override {
     Override {
-        grant_id: grant_id.unwrap_or_default(),
+        grant_id,
         effect: effect.and_then(|e| Effect::parse(&e)).unwrap_or(Effect::Deny),
         expires_at: expires_at.map(i64::from),
     }
@@ -209,12 +209,13 @@ fn read_direct(user: &str, permission: &str, reach: Reach) -> (Facts, usize) {
         .flatten();
     facts.role_allows = catalog.role_allows(facts.role.as_deref(), permission);
     let keys = [user_key, permission_key];
-    facts.type_level = reader.lookup((c"grants", c"grants_type_key"), &keys, &[c"id", c"effect", c"expires_at"], Some(1), |v| {
-        stored_override(value(v[0]), value(v[1]), value(v[2]))
+    let type_level = reader.lookup((c"grants", c"grants_type_key"), &keys, &[c"id", c"effect", c"expires_at"], Some(1), |v| {
+        (None, stored_override(value(v[0]), value(v[1]), value(v[2])))
     });
     let (keys, limit) = match reach {
         Reach::One(None) => {
-            let read = facts.type_level.len();
+            let read = type_level.len();
+            facts.set_overrides(type_level);
             return (facts, read);
         }
         Reach::One(Some(resource)) => (&[user_key, permission_key, text(resource)][..], 1),
@@ -224,10 +225,8 @@ fn read_direct(user: &str, permission: &str, reach: Reach) -> (Facts, usize) {
     let resource_level = reader.lookup((c"grants", c"grants_resource_key"), keys, &columns, Some(limit), |v| {
         (value::<String>(v[0]), stored_override(value(v[1]), value(v[2]), value(v[3])))
     });
-    let read = facts.type_level.len() + resource_level.len();
-    for (resource, grant) in resource_level {
-        facts.add(resource.as_deref(), grant);
-    }
+    let read = type_level.len() + resource_level.len();
+    facts.set_overrides(type_level.into_iter().chain(resource_level));
     (facts, read)
 }
 

@@ -20,15 +20,17 @@ static CHECK_FACTS: Statement = Statement {
 pub fn load_for_check(user: &str, permission: &str, resource: Option<&str>) -> Facts {
     let args = [user.into_datum(), permission.into_datum(), resource.and_then(|r| r.into_datum())];
     let mut facts = Facts::default();
+    let mut overrides = Vec::new();
     as_owner(|| {
         latest::query(&CHECK_FACTS, &args, |row| {
             facts.known_permission = row.get::<bool>(1).unwrap_or(false);
             facts.role = row.get::<String>(2);
             facts.role_allows = row.get::<bool>(3).unwrap_or(false);
             if let Some(grant_id) = row.get::<i64>(4) {
-                facts.add(row.get::<String>(5).as_deref(), stored_override(Some(grant_id), row.get(6), row.get(7)));
+                overrides.push((row.get::<String>(5), stored_override(Some(grant_id), row.get(6), row.get(7))));
             }
         })
     });
+    facts.set_overrides(overrides);
     facts
 }

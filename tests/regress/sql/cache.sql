@@ -56,6 +56,22 @@ SELECT authz_check(1, 'document:read', 2) AS after_expiry;
 -- Many users and resources in one statement.
 SELECT u, string_agg(CASE WHEN authz_check(u, 'document:read', r) THEN 'Y' ELSE '.' END, '' ORDER BY r) AS docs
 FROM generate_series(1, 3) AS u, generate_series(1, 4) AS r GROUP BY u ORDER BY u;
+-- The cache keeps no grant ids: with the user's facts cached (a scan loads them whole),
+-- explain and require's message still name the deciding override.
+SELECT authz_grant(1, 'document:read', 3, NULL, 'deny') > 0 AS denied_three;
+SELECT count(*) FILTER (WHERE authz_check(1, 'document:read', r)) AS allowed_of_forty FROM generate_series(1, 40) r;
+SELECT e.allowed, e.decided_by, e.grant_id = g.id AS names_the_grant, e.reason LIKE '%override ' || g.id || ' (deny)%' AS reason_names_it
+FROM authz_explain(1, 'document:read', 3) e, authz.grants g
+WHERE g.user_id = '1' AND g.permission = 'document:read' AND g.resource_id = '3';
+DO $$
+DECLARE
+  id bigint := (SELECT g.id FROM authz.grants g WHERE g.user_id = '1' AND g.permission = 'document:read' AND g.resource_id = '3');
+BEGIN
+  PERFORM authz_require(1, 'document:read', 3);
+  RAISE NOTICE 'require allowed';
+EXCEPTION WHEN insufficient_privilege THEN
+  RAISE NOTICE 'require denied, naming the grant: %', SQLERRM LIKE '%override ' || id || ' (deny)%';
+END $$;
 -- The extension dropped and created again in this session: the cache follows the new
 -- tables (a warm entry, then a grant in the new tables).
 DROP EXTENSION authz_ext;
