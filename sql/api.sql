@@ -106,12 +106,13 @@ $$;
 
 SELECT authz.declare('authz_check', 'user_id id, permission text, resource_id id',
     'boolean', 'STABLE PARALLEL RESTRICTED',
-    'Whether the user holds the permission on the resource: resource override, then resource-type override, then role default, else false. NULL resource: the resource-type level.');
+    'Whether the user holds the permission on the resource: resource override, then resource-type override, then role default, else false. NULL resource: the resource-type level.',
+    'authz_check_fast');
 
 SELECT authz.declare('authz_check', 'user_id id, permission text',
     'boolean', 'STABLE PARALLEL RESTRICTED',
     'Whether the user holds the permission on every resource of its type (resource-type override, then role default).',
-    'authz_check_type_wrapper');
+    'authz_check_fast');
 
 SELECT authz.declare('authz_explain', 'user_id id, permission text, resource_id id DEFAULT NULL',
     'TABLE (allowed boolean, decided_by text, role text, grant_id bigint, expires_at timestamptz, reason text)',
@@ -240,7 +241,8 @@ COMMENT ON FUNCTION @extschema@.authz_current_user() IS
 
 SELECT authz.declare('authz_can', 'permission text, resource_id id DEFAULT NULL',
     'boolean', 'STABLE PARALLEL RESTRICTED',
-    'authz_check for the principal of the current transaction, and, when it authenticated with an API key, only if a scope of that (still valid) key covers the permission. False without a principal. No resource: the resource-type level.');
+    'authz_check for the principal of the current transaction, and, when it authenticated with an API key, only if a scope of that (still valid) key covers the permission. False without a principal. No resource: the resource-type level.',
+    'authz_can_fast');
 
 -- Observability ----------------------------------------------------------------------------------
 

@@ -1047,14 +1047,8 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/checks.rs:213
+-- src/pg/checks.rs:339
 -- authz_ext::pg::checks::authz_check
--- Skipped due to `#[pgrx(sql = false)]`
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/pg/checks.rs:218
--- authz_ext::pg::checks::authz_check_type
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
@@ -1077,7 +1071,7 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/checks.rs:247
+-- src/pg/checks.rs:368
 -- authz_ext::pg::checks::authz_explain
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
@@ -1101,19 +1095,19 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/checks.rs:306
+-- src/pg/checks.rs:437
 -- authz_ext::pg::checks::authz_noop_check
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/checks.rs:280
+-- src/pg/checks.rs:403
 -- authz_ext::pg::checks::authz_require
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/checks.rs:233
+-- src/pg/checks.rs:354
 -- authz_ext::pg::checks::authz_resources
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
@@ -1289,12 +1283,13 @@ $$;
 
 SELECT authz.declare('authz_check', 'user_id id, permission text, resource_id id',
     'boolean', 'STABLE PARALLEL RESTRICTED',
-    'Whether the user holds the permission on the resource: resource override, then resource-type override, then role default, else false. NULL resource: the resource-type level.');
+    'Whether the user holds the permission on the resource: resource override, then resource-type override, then role default, else false. NULL resource: the resource-type level.',
+    'authz_check_fast');
 
 SELECT authz.declare('authz_check', 'user_id id, permission text',
     'boolean', 'STABLE PARALLEL RESTRICTED',
     'Whether the user holds the permission on every resource of its type (resource-type override, then role default).',
-    'authz_check_type_wrapper');
+    'authz_check_fast');
 
 SELECT authz.declare('authz_explain', 'user_id id, permission text, resource_id id DEFAULT NULL',
     'TABLE (allowed boolean, decided_by text, role text, grant_id bigint, expires_at timestamptz, reason text)',
@@ -1423,7 +1418,8 @@ COMMENT ON FUNCTION @extschema@.authz_current_user() IS
 
 SELECT authz.declare('authz_can', 'permission text, resource_id id DEFAULT NULL',
     'boolean', 'STABLE PARALLEL RESTRICTED',
-    'authz_check for the principal of the current transaction, and, when it authenticated with an API key, only if a scope of that (still valid) key covers the permission. False without a principal. No resource: the resource-type level.');
+    'authz_check for the principal of the current transaction, and, when it authenticated with an API key, only if a scope of that (still valid) key covers the permission. False without a principal. No resource: the resource-type level.',
+    'authz_can_fast');
 
 -- Observability ----------------------------------------------------------------------------------
 

@@ -4,7 +4,7 @@ use super::args::Args;
 use super::cache;
 use super::clock;
 use super::latest::{self, Statement};
-use super::ids::{id_ref, id_text, id_type, optional_id_text, IdRef};
+use super::ids::{self, id_ref, id_text, id_type, optional_id_text, IdRef};
 use super::owner::as_owner;
 use super::report::{raise, OrRaise};
 use super::stats::{self, Counter};
@@ -17,6 +17,7 @@ use crate::core::resolve::{DecidedBy, Decision, Effect, Override};
 use pgrx::prelude::*;
 use pgrx::pg_sys;
 use pgrx::{AnyElement, PgMemoryContexts};
+use std::cell::Cell;
 use std::rc::Rc;
 
 /// A decided check, with what explain and require report.
@@ -51,7 +52,7 @@ fn evaluate(facts: &Facts, resource: Option<Id>) -> Decision {
     facts.decide(resource, clock::now)
 }
 
-fn count(allowed: bool) {
+pub(super) fn count(allowed: bool) {
     stats::bump(if allowed { Counter::Allows } else { Counter::Denies });
 }
 
@@ -88,6 +89,18 @@ struct Remembered {
     permission: String,
     facts: Rc<Facts>,
     generation: u64,
+    /// For authz_can with a key principal: what the key allows of this permission.
+    key: Cell<Option<KeyMemo>>,
+}
+
+/// Whether a key's scopes cover a call site's permission and the key is not revoked, as read
+/// at a generation of the keys' cache (context.rs), and when it expires.
+#[derive(Clone, Copy)]
+pub(super) struct KeyMemo {
+    pub key_id: [u8; 16],
+    pub generation: u64,
+    pub covered: bool,
+    pub expires_at: Option<i64>,
 }
 
 /// A user id as a call site last saw it (an integer is compared as one: nothing formatted).
@@ -138,6 +151,50 @@ impl Site {
         }
     }
 
+    /// The call site of this call if it remembers a check (no allocation, no error).
+    ///
+    /// # Safety
+    /// As `of`.
+    pub(super) unsafe fn remembering<'a>(fcinfo: pg_sys::FunctionCallInfo) -> Option<&'a Site> {
+        // SAFETY: fn_extra holds a Site or nothing (of).
+        unsafe { (*(*fcinfo).flinfo).fn_extra.cast::<Site>().as_ref() }.filter(|site| site.last.is_some())
+    }
+
+    /// Id argument `n` if it reads without an error or allocation (ids::inline_id): Some(None)
+    /// for NULL or not passed, None when it does not read so.
+    fn inline_id<'a>(&self, args: &'a Args, n: usize) -> Option<Option<Id<'a>>> {
+        match args.datum(n) {
+            None => Some(None),
+            // SAFETY: the type is the one the call passed, read once from the parse tree.
+            Some(datum) => unsafe { ids::inline_id(datum, self.types[n]) }.map(Some),
+        }
+    }
+
+    /// Whether `user` holds the permission of argument `permission` on the resource of the
+    /// argument after it, if the site remembers that user and permission, and their facts
+    /// may answer without looking at anything (cache::current_without_looking); None when
+    /// `allowed` must answer. Counts nothing, raises nothing.
+    pub(super) fn remembered(&self, args: &Args, user: Id, permission: usize) -> Option<bool> {
+        let last = self.last.as_ref()?;
+        // SAFETY: the permission is text.
+        let permission_bytes = unsafe { ids::inline_bytes(args.datum(permission)?) }?;
+        let resource = self.inline_id(args, permission + 1)?;
+        let same = last.user.is(user) && permission_bytes == last.permission.as_bytes();
+        (same && cache::current_without_looking(last.generation)).then(|| evaluate(&last.facts, resource).allowed)
+    }
+
+    /// What the site remembers about a key principal's key and its permission.
+    pub(super) fn key_memo(&self) -> Option<KeyMemo> {
+        self.last.as_ref()?.key.get()
+    }
+
+    /// Remembers that for the user and permission the site remembers (if any).
+    pub(super) fn set_key_memo(&self, memo: Option<KeyMemo>) {
+        if let Some(last) = &self.last {
+            last.key.set(memo);
+        }
+    }
+
     /// Id argument `n` (None: NULL or not passed); raises 22023 for an unsupported type.
     pub(super) fn id<'a>(&self, args: &'a Args, n: usize, parameter: &str) -> Option<IdRef<'a>> {
         let datum = args.datum(n)?;
@@ -145,7 +202,8 @@ impl Site {
         Some(unsafe { id_ref(parameter, datum, self.types[n]) }.or_raise())
     }
 
-    /// Whether the user holds the permission on the resource (None: the type level).
+    /// Whether the user holds the permission on the resource (None: the type level); the
+    /// caller counts the answer.
     pub(super) fn allowed(&mut self, user: Id, permission: Option<&str>, resource: Option<Id>) -> bool {
         let Some(permission) = permission else {
             return false;
@@ -163,16 +221,16 @@ impl Site {
                     permission: permission.to_string(),
                     facts: found.facts,
                     generation,
+                    key: Cell::new(None),
                 });
                 allowed
             }
         };
-        count(allowed);
         allowed
     }
 }
 
-/// authz_check and authz_check_type (resource-type level): the user is argument 0.
+/// authz_check, with or without a resource (the resource-type level): the user is argument 0.
 fn check(fcinfo: pg_sys::FunctionCallInfo) -> bool {
     // SAFETY: pgrx passes the call's own fcinfo, and fn_extra is used by nothing else.
     let (args, site) = unsafe { (Args::new(fcinfo), Site::of(fcinfo)) };
@@ -180,7 +238,63 @@ fn check(fcinfo: pg_sys::FunctionCallInfo) -> bool {
         return false;
     };
     let resource = site.id(&args, 2, "resource_id");
-    site.allowed(user.id(), args.get(1), resource.as_ref().map(IdRef::id))
+    let allowed = site.allowed(user.id(), args.get(1), resource.as_ref().map(IdRef::id));
+    count(allowed);
+    allowed
+}
+
+/// authz_check, both forms, as PostgreSQL calls it (sql/api.sql): see `fast_or_guarded`.
+///
+/// # Safety
+/// Called by PostgreSQL with the call's own `fcinfo`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn authz_check_fast(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    // SAFETY: the call's own fcinfo, and authz_check's pgrx-generated function.
+    unsafe { fast_or_guarded(fcinfo, remembered_check, authz_check_wrapper) }
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn pg_finfo_authz_check_fast() -> &'static pg_sys::Pg_finfo_record {
+    &V1
+}
+
+/// The calling convention of the fast entry points (fmgr's "version 1").
+pub(super) static V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
+
+/// A check per row, as fast as it can be: a row whose call site remembers its user and
+/// permission, with nothing committed since, is answered by `fast`, without pgrx's guard
+/// around each call (a setjmp and its bookkeeping: half the cost of such a check); any
+/// other call goes to the `guarded` function, which does everything. Nothing `fast` does
+/// can raise an error — it reads the arguments (integers and text stored inline), shared
+/// counters and Rust memory — and a panic in it takes the guarded way as well.
+///
+/// # Safety
+/// `fcinfo` is the call's own; `guarded` is the pgrx function of the same SQL function.
+pub(super) unsafe fn fast_or_guarded(
+    fcinfo: pg_sys::FunctionCallInfo,
+    fast: unsafe fn(pg_sys::FunctionCallInfo) -> Option<bool>,
+    guarded: unsafe extern "C-unwind" fn(pg_sys::FunctionCallInfo) -> pg_sys::Datum,
+) -> pg_sys::Datum {
+    // SAFETY: as the caller promises.
+    match std::panic::catch_unwind(|| unsafe { fast(fcinfo) }) {
+        Ok(Some(allowed)) => {
+            stats::bump(Counter::CacheHits);
+            count(allowed);
+            pg_sys::Datum::from(allowed)
+        }
+        _ => unsafe { guarded(fcinfo) },
+    }
+}
+
+/// authz_check's answer from what its call site remembers (`Site::remembered`).
+///
+/// # Safety
+/// `fcinfo` is the call's own.
+unsafe fn remembered_check(fcinfo: pg_sys::FunctionCallInfo) -> Option<bool> {
+    // SAFETY: the call's own fcinfo.
+    let (site, args) = unsafe { (Site::remembering(fcinfo)?, Args::new(fcinfo)) };
+    let user = site.inline_id(&args, 0)??;
+    site.remembered(&args, user, 1)
 }
 
 /// Raises the catalog's own 22023 error (with the valid choices) for an unknown permission.
@@ -220,13 +334,10 @@ fn effect_word(effect: Effect) -> &'static str {
     }
 }
 
+/// Both forms of authz_check (with and without a resource), guarded by pgrx; SQL calls
+/// authz_check_fast, which comes here for what it does not answer itself.
 #[pg_extern(sql = false)]
 fn authz_check(fcinfo: pg_sys::FunctionCallInfo) -> bool {
-    check(fcinfo)
-}
-
-#[pg_extern(sql = false)]
-fn authz_check_type(fcinfo: pg_sys::FunctionCallInfo) -> bool {
     check(fcinfo)
 }
 

@@ -7,7 +7,7 @@
 
 use super::cache::{self, KeyGrant};
 use super::args::Args;
-use super::checks::Site;
+use super::checks::{self, KeyMemo, Site};
 use super::clock;
 use super::latest::{self, Statement};
 use super::ids::{optional_id_text, IdRef};
@@ -117,10 +117,51 @@ fn authz_can(fcinfo: pg_sys::FunctionCallInfo) -> bool {
     let permission: Option<&str> = args.get(0);
     let resource = site.id(&args, 1, "resource_id");
     let allowed = site.allowed(Id::Text(&principal.user), permission, resource.as_ref().map(IdRef::id));
-    match (allowed, principal.key_id, permission) {
-        (true, Some(key_id), Some(permission)) => key_allows(key_id, permission),
+    let allowed = match (allowed, principal.key_id, permission) {
+        (true, Some(key_id), Some(permission)) => {
+            let (allows, memo) = key_allows(key_id, permission);
+            site.set_key_memo(memo);
+            allows
+        }
         (allowed, _, _) => allowed,
-    }
+    };
+    checks::count(allowed);
+    allowed
+}
+
+/// authz_can as PostgreSQL calls it (sql/api.sql): see checks::fast_or_guarded.
+///
+/// # Safety
+/// Called by PostgreSQL with the call's own `fcinfo`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn authz_can_fast(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    // SAFETY: the call's own fcinfo, and authz_can's pgrx-generated function.
+    unsafe { checks::fast_or_guarded(fcinfo, remembered_can, authz_can_wrapper) }
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn pg_finfo_authz_can_fast() -> &'static pg_sys::Pg_finfo_record {
+    &checks::V1
+}
+
+/// authz_can's answer from what its call site remembers (of the key too), if they may
+/// answer without looking at anything; None otherwise. Raises nothing.
+///
+/// # Safety
+/// `fcinfo` is the call's own.
+unsafe fn remembered_can(fcinfo: pg_sys::FunctionCallInfo) -> Option<bool> {
+    // SAFETY: the call's own fcinfo.
+    let (site, args) = unsafe { (Site::remembering(fcinfo)?, Args::new(fcinfo)) };
+    CONTEXT.with_borrow(|c| {
+        let principal = c.current()?;
+        match (site.remembered(&args, Id::Text(&principal.user), 0)?, principal.key_id) {
+            (true, Some(key_id)) => {
+                let memo = site.key_memo().filter(|m| m.key_id == key_id && cache::key_grant_current_without_looking(m.generation))?;
+                Some(memo.covered && live(false, memo.expires_at))
+            }
+            (allowed, _) => Some(allowed),
+        }
+    })
 }
 
 static KEY_GRANT: Statement = Statement {
@@ -148,24 +189,30 @@ thread_local! {
 /// Whether the principal's key is still live (a revocation or expiry since
 /// authz_authenticate counts from the next statement) and has a scope covering the
 /// permission. The key is read once while nothing changes (cache/keys.rs), and a scan
-/// checking row after row reuses the last one read.
-fn key_allows(key_id: [u8; 16], permission: &str) -> bool {
+/// checking row after row reuses the last one read; with the memo returned, the call site
+/// answers its next rows itself (`remembered_can`).
+fn key_allows(key_id: [u8; 16], permission: &str) -> (bool, Option<KeyMemo>) {
     let remembered = LAST_KEY.with_borrow(|last| {
         last.as_ref()
             .filter(|k| k.key_id == key_id && cache::key_grant_current(k.generation))
-            .map(|k| k.grant.clone())
+            .map(|k| (k.grant.clone(), Some(k.generation)))
     });
-    let grant = remembered.unwrap_or_else(|| {
+    let (grant, generation) = remembered.unwrap_or_else(|| {
         let (grant, generation) = cache::key_grant(key_id, || read_key_grant(key_id));
         LAST_KEY.set(generation.map(|generation| LastKey { key_id, grant: grant.clone(), generation }));
-        grant
+        (grant, generation)
     });
-    grant.is_some_and(|g| {
-        // The clock is read only when the key expires.
-        let now = if g.expires_at.is_some() { clock::now() } else { 0 };
-        let state = KeyState { revoked: g.revoked, expires_at: g.expires_at };
-        g.covers(permission) && keys::status(Some(state), now) == Status::Valid
-    })
+    // No such key: not covered (and so never allowed).
+    let covered = grant.as_ref().is_some_and(|g| g.covers(permission) && !g.revoked);
+    let expires_at = grant.as_ref().and_then(|g| g.expires_at);
+    let memo = generation.map(|generation| KeyMemo { key_id, generation, covered, expires_at });
+    (covered && live(false, expires_at), memo)
+}
+
+/// Whether a key is valid now (the clock is read only when it expires).
+fn live(revoked: bool, expires_at: Option<i64>) -> bool {
+    let now = if expires_at.is_some() { clock::now() } else { 0 };
+    keys::status(Some(KeyState { revoked, expires_at }), now) == Status::Valid
 }
 
 fn read_key_grant(key_id: [u8; 16]) -> Option<KeyGrant> {

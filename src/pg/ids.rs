@@ -74,6 +74,50 @@ pub unsafe fn id_ref<'a>(parameter: &str, datum: pg_sys::Datum, type_oid: Oid) -
     }
 }
 
+/// An id of type `type_oid` (through `id_type`) read only if that cannot raise an error or
+/// allocate: integers, and text or varchar stored inline and uncompressed, as valid UTF-8.
+/// None for anything else.
+///
+/// # Safety
+/// The datum must be a live, non-NULL value of that type.
+pub unsafe fn inline_id<'a>(datum: pg_sys::Datum, type_oid: Oid) -> Option<Id<'a>> {
+    match type_oid {
+        pg_sys::INT8OID => Some(Id::Integer(datum.value() as i64)),
+        pg_sys::INT4OID => Some(Id::Integer(i64::from(datum.value() as i32))),
+        pg_sys::INT2OID => Some(Id::Integer(i64::from(datum.value() as i16))),
+        // SAFETY: a text varlena (the type says so).
+        pg_sys::TEXTOID | pg_sys::VARCHAROID => std::str::from_utf8(unsafe { inline_bytes(datum) }?).ok().map(Id::Text),
+        _ => None,
+    }
+}
+
+/// The bytes of a varlena with a 1-byte header, or a 4-byte header and no compression
+/// (postgres.h's varatt macros, little-endian layout); None for any other.
+///
+/// # Safety
+/// `datum` is a live varlena.
+pub unsafe fn inline_bytes<'a>(datum: pg_sys::Datum) -> Option<&'a [u8]> {
+    let p = datum.cast_mut_ptr::<u8>().cast_const();
+    if cfg!(target_endian = "big") {
+        return None;
+    }
+    // SAFETY: the header is read first, and says how many bytes follow.
+    let bytes = unsafe {
+        let first = *p;
+        match (first & 0x01 == 0x01, first & 0x03) {
+            // 1-byte header (0x01 alone is an external pointer: not inline).
+            (true, _) if first != 0x01 => std::slice::from_raw_parts(p.add(1), (first >> 1) as usize - 1),
+            // 4-byte header, uncompressed.
+            (false, 0x00) => {
+                let size = (p.cast::<u32>().read_unaligned() >> 2) as usize;
+                std::slice::from_raw_parts(p.add(4), size.checked_sub(4)?)
+            }
+            _ => return None,
+        }
+    };
+    Some(bytes)
+}
+
 /// Whether the type is another text varlena (citext, from the extension of that name): a
 /// base type of the string category with a variable length. Only a superuser can create
 /// base types, so such a type holds text as text does; an id of it is the text it holds.

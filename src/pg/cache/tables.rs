@@ -136,6 +136,11 @@ fn flush_facts() {
 
 /// Whether every write to the tables a check reads reaches the caches now. `completions`
 /// is the server's count of completed transactions, read by the caller.
+/// Whether the last look found every write invalidating (nothing read: a plain read).
+pub fn known_sound() -> bool {
+    STATE.get() == State::Sound
+}
+
 pub fn all_writes_invalidate(completions: u64) -> bool {
     // Invalidations processed while looking (opening a table takes a lock) may ask for
     // another look; a few rounds, then give up for this check.

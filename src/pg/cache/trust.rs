@@ -60,6 +60,18 @@ pub fn cache_usable() -> bool {
     tables::all_writes_invalidate(completions)
 }
 
+/// Whether the cache may answer without looking at anything: nothing completed since the
+/// last check that looked and found everything sound. Plain reads of memory only (nothing
+/// here can raise an error); false means ask `cache_usable`.
+pub fn nothing_new() -> bool {
+    // SAFETY: as in cache_usable.
+    CACHE_ENABLED.get()
+        && writers::available()
+        && unsafe { pg_sys::ParallelWorkerNumber } < 0
+        && completed_transactions() == QUIET_AT.get()
+        && tables::known_sound()
+}
+
 /// Reads the users that commits since the last look changed (core::ring) and notes them
 /// stale; false if a writer is still naming its users.
 fn changed_users_read() -> bool {

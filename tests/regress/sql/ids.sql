@@ -54,6 +54,22 @@ SELECT authz_check('42'::lookalike.citext, 'document:read', 1);
 DROP SCHEMA lookalike CASCADE;
 SELECT authz_check(42, 'document:read', now());
 \echo :SQLSTATE
+
+-- Ids read row after row from a table (short varlena headers, compressed values,
+-- varchar, integers of each width), answered the same whether a call
+-- site answers from what it remembers or reads the value the general way.
+CREATE TABLE id_rows (n int, u text, r text, rv varchar, ri int, rs smallint);
+INSERT INTO id_rows
+SELECT n, 'inline-user', CASE WHEN n = 5 THEN repeat('long-id ', 1000) ELSE 'doc-' || (n % 3) END,
+       CASE WHEN n = 6 THEN repeat('y', 3000) ELSE 'doc-' || (n % 3) END, n % 3, n % 3
+FROM generate_series(1, 9) n;
+SELECT authz_grant('inline-user', 'document:read', 'doc-1') > 0 AS granted,
+       authz_grant('inline-user', 'document:read', 2) > 0 AS granted_2;
+SELECT n, authz_check(u, 'document:read', r) AS by_text, authz_check(u, 'document:read', rv) AS by_varchar,
+       authz_check(u, 'document:read', ri) AS by_int, authz_check(u, 'document:read', rs) AS by_smallint,
+       authz_check(u, 'document:read') AS type_level
+FROM id_rows ORDER BY n;
+DROP TABLE id_rows;
 DROP EXTENSION authz_ext;
 DROP DOMAIN email, document_key, account_id;
 DROP EXTENSION citext;
