@@ -10,7 +10,8 @@
 #     cache off (both over 100,000 rows, they are slow);
 #   - a write stream: the cached scan while another session commits 100 authz_grants per
 #     second to other users, against the quiet scan, with the scanning session's hit rate;
-#   - heap bytes per cached override (authz_stats' heap_bytes, a user with 10,000 loaded);
+#   - heap bytes per cached override (authz_stats' heap_bytes, a user with 10,000 loaded), and
+#     per cached user of about 68 overrides, everything included (1,000 such users loaded);
 #   - authz_grant and authz_revoke of 500 new users at each flatness point (all grants are
 #     of one permission), and authz_grant_bulk of 100,000 overrides against a plain INSERT
 #     of the same rows;
@@ -145,6 +146,14 @@ SELECT authz_check(1, 'document:read', 1) IS NOT NULL;
 SELECT value AS before FROM authz_stats() WHERE counter = 'heap_bytes' \gset
 SELECT count(*) FROM bench_rows WHERE id <= 1000 AND authz_check(2, 'document:read', id);
 SELECT round(((SELECT value FROM authz_stats() WHERE counter = 'heap_bytes') - :before) / 10000.0)
+SQL
+)
+echo "memory: heap bytes per cached user, all in (1,000 users with about 68 overrides each, loaded by two checks)"
+BYTES_PER_USER=$(sql <<'SQL' | tail -n 1
+SELECT authz_check(1, 'document:read', 1) IS NOT NULL;
+SELECT value AS before FROM authz_stats() WHERE counter = 'heap_bytes' \gset
+SELECT count(*) FROM generate_series(1100, 2099) u, generate_series(1, 2) k WHERE authz_check(u, 'document:read', k);
+SELECT round(((SELECT value FROM authz_stats() WHERE counter = 'heap_bytes') - :before) / 1000.0)
 SQL
 )
 
@@ -307,6 +316,7 @@ cat <<TABLE
 | first check, fresh backend, 10,000 grants (ms)                  | $COLD_MS | |
 | backend memory grown by that first check (kB RSS)               | $COLD_KB | |
 | heap bytes per cached override (10,000 loaded)                  | $BYTES_PER_OVERRIDE | |
+| heap bytes per cached user of ~68 overrides, all in (1,000 loaded) | $BYTES_PER_USER | $(ratio "$BYTES_PER_USER" 68) per override |
 | authz_grant at 1k / 100k / 1M / 10M grants of it (ms/call)      | ${GRANT_MS[1k]} / ${GRANT_MS[100k]} / ${GRANT_MS[1M]} / ${GRANT_MS[10M]} | $(ratio "${GRANT_MS[10M]}" "${GRANT_MS[1k]}")x 10M vs 1k |
 | authz_revoke at 1k / 100k / 1M / 10M grants of it (ms/call)     | ${REVOKE_MS[1k]} / ${REVOKE_MS[100k]} / ${REVOKE_MS[1M]} / ${REVOKE_MS[10M]} | $(ratio "${REVOKE_MS[10M]}" "${REVOKE_MS[1k]}")x 10M vs 1k |
 | authz_grant_bulk, 100,000 overrides (overrides/s)               | $BULK_RATE | $(ratio "$BULK_RATE" "$PLAIN_RATE")x a plain INSERT ($PLAIN_RATE rows/s) |
