@@ -51,6 +51,13 @@ impl Facts {
         resolve(resource_level, &self.type_level, self.role_allows, if expires { now() } else { 0 })
     }
 
+    /// The decision for every resource (and the type level), when it does not depend on
+    /// the resource or the clock: no resource-level overrides, none that expires.
+    pub fn constant_answer(&self) -> Option<bool> {
+        let timeless = self.type_level.iter().all(|o| o.expires_at.is_none());
+        (self.resource_level.is_empty() && timeless).then(|| self.decide(None, || 0).allowed)
+    }
+
     /// The heap bytes these facts keep (estimated).
     pub fn bytes(&self) -> usize {
         self.role.as_deref().map_or(0, heap::string) + heap::vec(&self.type_level) + self.resource_level.bytes()
@@ -555,6 +562,20 @@ mod tests {
         c.insert(&"u".repeat(10_000), "p", facts(0));
         assert!(c.bytes() > short + 9_900);
         assert!(!c.insert(&"u".repeat(2 << 20), "p", facts(0)).0, "a key larger than the budget is not kept");
+    }
+
+    #[test]
+    fn a_constant_answer_only_when_no_resource_or_clock_matters() {
+        let role_only = Facts { known_permission: true, role_allows: true, ..Facts::default() };
+        assert_eq!(role_only.constant_answer(), Some(true));
+        assert_eq!(Facts::default().constant_answer(), Some(false));
+        let type_level = |expires_at| (None, Override { grant_id: Some(1), effect: Effect::Deny, expires_at });
+        let mut f = role_only.clone();
+        f.set_overrides([type_level(None)]);
+        assert_eq!(f.constant_answer(), Some(false), "a type-level deny decides everything");
+        f.set_overrides([type_level(Some(5))]);
+        assert_eq!(f.constant_answer(), None, "until it expires");
+        assert_eq!(facts(1).constant_answer(), None, "a resource-level override");
     }
 
     #[test]

@@ -91,6 +91,12 @@ pub unsafe fn inline_id<'a>(datum: pg_sys::Datum, type_oid: Oid) -> Option<Id<'a
     }
 }
 
+/// Whether an id of this type (through `id_type`) is always read without an error: the
+/// integers.
+pub fn never_fails(type_oid: Oid) -> bool {
+    matches!(type_oid, pg_sys::INT8OID | pg_sys::INT4OID | pg_sys::INT2OID)
+}
+
 /// The bytes of a varlena with a 1-byte header, or a 4-byte header and no compression
 /// (postgres.h's varatt macros, little-endian layout); None for any other.
 ///

@@ -50,6 +50,16 @@ pub fn bump(counter: Counter) {
     });
 }
 
+/// Bumps several counters at once (one look-up of the counters, for the per-row path).
+pub fn bump_all<const N: usize>(counters: [Counter; N]) {
+    COUNTS.with(|counts| {
+        for counter in counters {
+            let cell = &counts[counter as usize];
+            cell.set(cell.get() + 1);
+        }
+    });
+}
+
 pub fn key_validated(status: Status) {
     bump(match status {
         Status::Valid => Counter::KeysValid,

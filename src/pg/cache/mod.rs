@@ -102,7 +102,7 @@ impl Found {
 
 /// Changes whenever cached facts may have become stale.
 fn generation() -> u64 {
-    tables::epochs().facts.wrapping_add(STALE_BATCHES.get())
+    tables::facts_epoch().wrapping_add(STALE_BATCHES.get())
 }
 
 /// Whether facts handed out by `lookup` at `generation` may still answer this check

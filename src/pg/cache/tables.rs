@@ -86,6 +86,11 @@ pub struct Epochs {
     pub keys: u64,
 }
 
+/// The facts' epoch alone (the per-row path reads no more).
+pub fn facts_epoch() -> u64 {
+    FACTS_EPOCH.get()
+}
+
 pub fn epochs() -> Epochs {
     Epochs { facts: FACTS_EPOCH.get(), catalog: CATALOG_EPOCH.get(), keys: KEYS_EPOCH.get() }
 }
@@ -134,13 +139,13 @@ fn flush_facts() {
     FACTS_EPOCH.set(FACTS_EPOCH.get() + 1);
 }
 
-/// Whether every write to the tables a check reads reaches the caches now. `completions`
-/// is the server's count of completed transactions, read by the caller.
 /// Whether the last look found every write invalidating (nothing read: a plain read).
 pub fn known_sound() -> bool {
     STATE.get() == State::Sound
 }
 
+/// Whether every write to the tables a check reads reaches the caches now. `completions`
+/// is the server's count of completed transactions, read by the caller.
 pub fn all_writes_invalidate(completions: u64) -> bool {
     // Invalidations processed while looking (opening a table takes a lock) may ask for
     // another look; a few rounds, then give up for this check.
