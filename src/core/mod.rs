@@ -4,6 +4,7 @@
 pub mod cache;
 pub mod context;
 pub mod error;
+pub mod fga;
 pub mod heap;
 pub mod ids;
 pub mod keys;

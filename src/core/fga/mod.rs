@@ -1,0 +1,49 @@
+//! Relationships (DESIGN.md section 6): OpenFGA's modelling language, schema 1.1 — the
+//! model (`model`), its parser (`dsl`) and its validation (`validate`). Pure Rust, like
+//! the rest of the core.
+
+pub mod dsl;
+pub mod model;
+pub mod validate;
+
+#[cfg(test)]
+mod tests {
+    use super::{dsl, validate};
+
+    /// The models of a file in OpenFGA's conformance format: each `- model: |` block scalar,
+    /// its indentation removed (enough YAML for this; the conformance runner reads it whole).
+    fn models_in(yaml: &str) -> Vec<String> {
+        let lines: Vec<&str> = yaml.lines().collect();
+        let indent = |l: &str| l.len() - l.trim_start().len();
+        let mut models = Vec::new();
+        for (i, line) in lines.iter().enumerate() {
+            if !line.trim_start().starts_with("- model: |") {
+                continue;
+            }
+            let key = indent(line) + 2;
+            let block: Vec<&str> =
+                lines[i + 1..].iter().copied().take_while(|l| l.trim().is_empty() || indent(l) > key).collect();
+            let margin = block.iter().filter(|l| !l.trim().is_empty()).map(|l| indent(l)).min().unwrap_or(0);
+            models.push(block.iter().map(|l| l.get(margin..).unwrap_or("")).collect::<Vec<_>>().join("\n"));
+        }
+        models
+    }
+
+    /// Every model of OpenFGA's own suites (../shared/openfga) parses and is valid: the
+    /// harness writes each of them and expects no error.
+    #[test]
+    fn every_model_of_the_conformance_suites_is_accepted() {
+        for file in ["consolidated_1_1_tests.yaml", "abac_tests.yaml"] {
+            let path = format!("{}/../shared/openfga/{file}", env!("CARGO_MANIFEST_DIR"));
+            let yaml = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+            let models = models_in(&yaml);
+            assert!(models.len() > 20, "{file}: only {} models found", models.len());
+            for text in &models {
+                let model = dsl::parse(text).unwrap_or_else(|e| panic!("{file}: {e}\n{text}"));
+                if let Err(e) = validate::validate(&model) {
+                    panic!("{file}: {e}\n{text}");
+                }
+            }
+        }
+    }
+}
