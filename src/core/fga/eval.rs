@@ -1,0 +1,358 @@
+//! Evaluating a model over tuples, with OpenFGA's semantics: `check` (is the subject related
+//! to the object by the relation?), and, built on it, `list_objects` and `list_users`.
+//! Tuples come from a `TupleSource` (the pg layer's tables plus contextual tuples; a list in
+//! tests). A resolution deeper than 25 steps is an error, as in OpenFGA; a cycle (the same
+//! object and relation again on one path) answers false. Tuples the model does not allow
+//! (written under an older model) are ignored. Tuples with a condition are not evaluated
+//! yet: they never hold.
+
+use super::model::{Model, RestrictionKind, Rewrite};
+use super::tuple::{Object, Subject, Tuple};
+use std::collections::{BTreeSet, HashSet};
+
+/// OpenFGA's limit on the depth of a resolution.
+pub const MAX_DEPTH: u32 = 25;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EvalError {
+    /// OpenFGA 2021.
+    UnknownType(String),
+    /// OpenFGA 2022.
+    UnknownRelation { type_name: String, relation: String },
+    /// OpenFGA 2002: deeper than MAX_DEPTH.
+    TooDeep,
+    /// OpenFGA 2000: the subject's type, or a userset subject's relation, is not in the model.
+    InvalidSubject(String),
+}
+
+impl EvalError {
+    /// OpenFGA's error code.
+    pub fn code(&self) -> u32 {
+        match self {
+            EvalError::UnknownType(_) => 2021,
+            EvalError::UnknownRelation { .. } => 2022,
+            EvalError::TooDeep => 2002,
+            EvalError::InvalidSubject(_) => 2000,
+        }
+    }
+}
+
+impl std::fmt::Display for EvalError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EvalError::UnknownType(t) => write!(f, "type {t} is not defined in the model (OpenFGA error 2021)"),
+            EvalError::UnknownRelation { type_name, relation } => {
+                write!(f, "relation {type_name}#{relation} is not defined in the model (OpenFGA error 2022)")
+            }
+            EvalError::TooDeep => write!(f, "the resolution is deeper than {MAX_DEPTH} (OpenFGA error 2002)"),
+            EvalError::InvalidSubject(why) => write!(f, "invalid subject: {why} (OpenFGA error 2000)"),
+        }
+    }
+}
+
+type Result<T> = std::result::Result<T, EvalError>;
+
+/// Where tuples are read from.
+pub trait TupleSource {
+    /// The tuples on `object` for `relation`, whatever their subject.
+    fn tuples(&self, object: &Object, relation: &str) -> Vec<Tuple>;
+    /// The ids of objects of the type that appear in any tuple, as object or subject:
+    /// everything list_objects and list_users consider.
+    fn ids_of_type(&self, type_name: &str) -> BTreeSet<String>;
+}
+
+/// Tuples in memory: contextual tuples, and tests.
+#[derive(Debug, Default, Clone)]
+pub struct TupleList(pub Vec<Tuple>);
+
+impl TupleSource for TupleList {
+    fn tuples(&self, object: &Object, relation: &str) -> Vec<Tuple> {
+        self.0.iter().filter(|t| &t.object == object && t.relation == relation).cloned().collect()
+    }
+
+    fn ids_of_type(&self, type_name: &str) -> BTreeSet<String> {
+        let mut ids = BTreeSet::new();
+        for t in &self.0 {
+            if t.object.type_name == type_name {
+                ids.insert(t.object.id.clone());
+            }
+            if let Subject::Object(o) | Subject::Userset(o, _) = &t.subject {
+                if o.type_name == type_name {
+                    ids.insert(o.id.clone());
+                }
+            }
+        }
+        ids
+    }
+}
+
+/// Two sources read as one (stored tuples and contextual ones).
+pub struct Both<'a>(pub &'a dyn TupleSource, pub &'a dyn TupleSource);
+
+impl TupleSource for Both<'_> {
+    fn tuples(&self, object: &Object, relation: &str) -> Vec<Tuple> {
+        let mut all = self.0.tuples(object, relation);
+        all.extend(self.1.tuples(object, relation));
+        all
+    }
+
+    fn ids_of_type(&self, type_name: &str) -> BTreeSet<String> {
+        let mut ids = self.0.ids_of_type(type_name);
+        ids.extend(self.1.ids_of_type(type_name));
+        ids
+    }
+}
+
+/// That the model defines the type, and the relation on it.
+pub fn require_relation(model: &Model, type_name: &str, relation: &str) -> Result<()> {
+    let t = model.type_def(type_name).ok_or_else(|| EvalError::UnknownType(type_name.to_string()))?;
+    match t.relations.iter().any(|r| r.name == relation) {
+        true => Ok(()),
+        false => Err(EvalError::UnknownRelation { type_name: type_name.to_string(), relation: relation.to_string() }),
+    }
+}
+
+/// That the subject's type (and a userset's relation) is in the model.
+fn require_subject(model: &Model, subject: &Subject) -> Result<()> {
+    let known = match subject {
+        Subject::Userset(o, r) => model.relation(&o.type_name, r).is_some(),
+        other => model.type_def(other.type_name()).is_some(),
+    };
+    match known {
+        true => Ok(()),
+        false => Err(EvalError::InvalidSubject(format!("{subject} is not of a type and relation of the model"))),
+    }
+}
+
+/// Whether the model allows the tuple to be written: the object's relation is assignable
+/// directly with the tuple's kind of subject (and its condition). The reason when not.
+pub fn tuple_allowed(model: &Model, tuple: &Tuple) -> std::result::Result<(), String> {
+    let Some(relation) = model.relation(&tuple.object.type_name, &tuple.relation) else {
+        return Err(match model.type_def(&tuple.object.type_name) {
+            None => format!("type {} is not defined in the model", tuple.object.type_name),
+            Some(_) => format!("relation {}#{} is not defined in the model", tuple.object.type_name, tuple.relation),
+        });
+    };
+    if allowed(&relation.rewrite, tuple) {
+        Ok(())
+    } else {
+        Err(format!("the model does not allow {} as a subject of {}#{}", tuple.subject, tuple.object.type_name, tuple.relation))
+    }
+}
+
+/// Whether a direct restriction of the rewrite (at its top level, where direct tuples
+/// count) admits the tuple's subject and condition.
+fn allowed(rewrite: &Rewrite, tuple: &Tuple) -> bool {
+    rewrite.restrictions().iter().any(|r| {
+        let kind_matches = match (&r.kind, &tuple.subject) {
+            (RestrictionKind::Type, Subject::Object(o)) => o.type_name == r.type_name,
+            (RestrictionKind::Wildcard, Subject::Wildcard(t)) => *t == r.type_name,
+            (RestrictionKind::Userset(rel), Subject::Userset(o, ur)) => o.type_name == r.type_name && ur == rel,
+            _ => false,
+        };
+        kind_matches && r.condition == tuple.condition
+    })
+}
+
+/// Whether `subject` is related to `object` by `relation`.
+pub fn check(model: &Model, tuples: &dyn TupleSource, subject: &Subject, relation: &str, object: &Object) -> Result<bool> {
+    require_relation(model, &object.type_name, relation)?;
+    require_subject(model, subject)?;
+    Ok(Checker { model, tuples, subject, path: HashSet::new() }.relation(object, relation, 0)? != Membership::No)
+}
+
+/// How a subject is related: not at all, only because a wildcard tuple (`user:*`) relates
+/// every object of its type, or otherwise. list_users lists those related through the
+/// wildcard alone as the wildcard; `check` counts both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Membership {
+    No,
+    Wild,
+    Explicit,
+}
+
+struct Checker<'a> {
+    model: &'a Model,
+    tuples: &'a dyn TupleSource,
+    subject: &'a Subject,
+    /// (object, relation) on the current path: seen again, a cycle.
+    path: HashSet<(Object, String)>,
+}
+
+/// The best membership of several ways (or), stopping at Explicit; errors only if no way
+/// relates.
+fn any(ways: impl IntoIterator<Item = Result<Membership>>) -> Result<Membership> {
+    let (mut best, mut error) = (Membership::No, None);
+    for way in ways {
+        match way {
+            Ok(Membership::Explicit) => return Ok(Membership::Explicit),
+            Ok(m) => best = best.max(m),
+            Err(e) => error = Some(e),
+        }
+    }
+    match (best, error) {
+        (Membership::No, Some(e)) => Err(e),
+        (best, _) => Ok(best),
+    }
+}
+
+impl Checker<'_> {
+    fn relation(&mut self, object: &Object, relation: &str, depth: u32) -> Result<Membership> {
+        if depth >= MAX_DEPTH {
+            return Err(EvalError::TooDeep);
+        }
+        // A userset is related to its own object by its own relation.
+        if let Subject::Userset(o, r) = self.subject {
+            if o == object && r == relation {
+                return Ok(Membership::Explicit);
+            }
+        }
+        let Some(definition) = self.model.relation(&object.type_name, relation) else {
+            return Ok(Membership::No);
+        };
+        let key = (object.clone(), relation.to_string());
+        if !self.path.insert(key.clone()) {
+            return Ok(Membership::No);
+        }
+        let result = self.rewrite(object, relation, &definition.rewrite, depth);
+        self.path.remove(&key);
+        result
+    }
+
+    fn rewrite(&mut self, object: &Object, relation: &str, rewrite: &Rewrite, depth: u32) -> Result<Membership> {
+        match rewrite {
+            Rewrite::Direct(_) => {
+                let tuples = self.tuples.tuples(object, relation);
+                let usable = tuples.iter().filter(|t| allowed(rewrite, t) && t.condition.is_none());
+                let ways: Vec<_> = usable.map(|t| self.tuple(t, depth)).collect();
+                any(ways)
+            }
+            Rewrite::Computed(r) => self.relation(object, r, depth + 1),
+            Rewrite::TupleToUserset { tupleset, computed } => {
+                let Some(ts) = self.model.relation(&object.type_name, tupleset) else {
+                    return Ok(Membership::No);
+                };
+                let parents: Vec<Object> = self
+                    .tuples
+                    .tuples(object, tupleset)
+                    .into_iter()
+                    .filter(|t| allowed(&ts.rewrite, t) && t.condition.is_none())
+                    .filter_map(|t| match t.subject {
+                        Subject::Object(parent) if self.model.relation(&parent.type_name, computed).is_some() => Some(parent),
+                        _ => None,
+                    })
+                    .collect();
+                let ways: Vec<_> = parents.iter().map(|parent| self.relation(parent, computed, depth + 1)).collect();
+                any(ways)
+            }
+            Rewrite::Union(children) => {
+                let mut ways = Vec::new();
+                for child in children {
+                    let way = self.rewrite(object, relation, child, depth);
+                    let explicit = matches!(way, Ok(Membership::Explicit));
+                    ways.push(way);
+                    if explicit {
+                        break;
+                    }
+                }
+                any(ways)
+            }
+            Rewrite::Intersection(children) => {
+                // No if any is No; Wild if all are Wild; else Explicit. Errors only if
+                // nothing said No.
+                let (mut all_wild, mut error) = (true, None);
+                for child in children {
+                    match self.rewrite(object, relation, child, depth) {
+                        Ok(Membership::No) => return Ok(Membership::No),
+                        Ok(m) => all_wild &= m == Membership::Wild,
+                        Err(e) => error = Some(e),
+                    }
+                }
+                match error {
+                    Some(e) => Err(e),
+                    None if all_wild => Ok(Membership::Wild),
+                    None => Ok(Membership::Explicit),
+                }
+            }
+            Rewrite::Exclusion { base, subtract } => {
+                let base = self.rewrite(object, relation, base, depth)?;
+                if base == Membership::No {
+                    return Ok(Membership::No);
+                }
+                // Taken away however it is related, through a wildcard too.
+                match self.rewrite(object, relation, subtract, depth)? {
+                    Membership::No => Ok(base),
+                    _ => Ok(Membership::No),
+                }
+            }
+        }
+    }
+
+    /// How one tuple of a direct relation relates the subject.
+    fn tuple(&mut self, t: &Tuple, depth: u32) -> Result<Membership> {
+        match (&t.subject, self.subject) {
+            (s, wanted) if s == wanted => Ok(Membership::Explicit),
+            (Subject::Wildcard(w), Subject::Object(o)) if *w == o.type_name => Ok(Membership::Wild),
+            (Subject::Userset(o, r), _) => self.relation(o, r, depth + 1),
+            _ => Ok(Membership::No),
+        }
+    }
+}
+
+/// The objects of `type_name` the subject is related to by `relation` (among those that
+/// appear in tuples).
+pub fn list_objects(model: &Model, tuples: &dyn TupleSource, subject: &Subject, type_name: &str, relation: &str) -> Result<Vec<String>> {
+    require_relation(model, type_name, relation)?;
+    require_subject(model, subject)?;
+    let mut found = Vec::new();
+    for id in tuples.ids_of_type(type_name) {
+        let object = Object { type_name: type_name.to_string(), id };
+        if check(model, tuples, subject, relation, &object)? {
+            found.push(object.to_string());
+        }
+    }
+    Ok(found)
+}
+
+/// The subjects of the filter's kind related to `object` by `relation`: for a type
+/// `user`, its objects (`user:anne`) and its wildcard (`user:*`); for `group#member`, the
+/// usersets `group:<id>#member`. Candidates are the ids that appear in tuples (and the
+/// object itself).
+pub fn list_users(model: &Model, tuples: &dyn TupleSource, object: &Object, relation: &str, filter: &str) -> Result<Vec<String>> {
+    require_relation(model, &object.type_name, relation)?;
+    let (filter_type, filter_relation) = match filter.split_once('#') {
+        Some((t, r)) => (t, Some(r)),
+        None => (filter, None),
+    };
+    match filter_relation {
+        Some(r) => require_relation(model, filter_type, r)?,
+        None if model.type_def(filter_type).is_none() => return Err(EvalError::UnknownType(filter_type.to_string())),
+        None => {}
+    }
+    let mut ids = tuples.ids_of_type(filter_type);
+    if object.type_name == filter_type {
+        ids.insert(object.id.clone());
+    }
+    let mut candidates: Vec<Subject> = ids
+        .into_iter()
+        .map(|id| {
+            let o = Object { type_name: filter_type.to_string(), id };
+            match filter_relation {
+                Some(r) => Subject::Userset(o, r.to_string()),
+                None => Subject::Object(o),
+            }
+        })
+        .collect();
+    if filter_relation.is_none() {
+        candidates.push(Subject::Wildcard(filter_type.to_string()));
+    }
+    let mut found = Vec::new();
+    for subject in candidates {
+        // An object related through the wildcard alone is listed as the wildcard.
+        let membership = Checker { model, tuples, subject: &subject, path: HashSet::new() }.relation(object, relation, 0)?;
+        if membership == Membership::Explicit {
+            found.push(subject.to_string());
+        }
+    }
+    Ok(found)
+}
