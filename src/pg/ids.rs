@@ -16,10 +16,15 @@ pub fn id_text(parameter: &str, arg: AnyElement) -> Result<String> {
 }
 
 /// How an id argument of a type is read: the type itself, or what a domain is over.
-/// (A syscache lookup: the checks resolve it once per call site.)
+/// (A syscache lookup but for the built-in types: the checks resolve it once per call site.)
 pub fn id_type(type_oid: Oid) -> Oid {
-    // SAFETY: a syscache lookup of a type that exists (an argument has it).
-    unsafe { pg_sys::getBaseType(type_oid) }
+    match type_oid {
+        // Built-in base types (the usual ids): nothing to look up.
+        pg_sys::INT8OID | pg_sys::INT4OID | pg_sys::INT2OID | pg_sys::TEXTOID | pg_sys::VARCHAROID | pg_sys::UUIDOID
+        | pg_sys::BPCHAROID | pg_sys::UNKNOWNOID => type_oid,
+        // SAFETY: a syscache lookup of a type that exists (an argument has it).
+        _ => unsafe { pg_sys::getBaseType(type_oid) },
+    }
 }
 
 /// An id read without an allocation: an integer as its value, text borrowed from the
