@@ -356,3 +356,210 @@ pub fn list_users(model: &Model, tuples: &dyn TupleSource, object: &Object, rela
     }
     Ok(found)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::fga::model::{Relation, Restriction, TypeDef};
+    use crate::core::fga::validate::validate;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    const USERS: [&str; 3] = ["a", "b", "c"];
+
+    fn obj(s: &str) -> Object {
+        Object::parse(s).unwrap()
+    }
+
+    fn restriction(type_name: &str, kind: RestrictionKind) -> Restriction {
+        Restriction { type_name: type_name.into(), kind, condition: None }
+    }
+
+    /// A rewrite of relation `index` of its type, referring only to relations before it (of
+    /// its type, and of group for doc's tuple-to-usersets): models without cycles, whose
+    /// meaning a forward computation gives.
+    fn arb_rewrite(type_name: &'static str, index: usize) -> impl Strategy<Value = Rewrite> {
+        let prefix = if type_name == "group" { "g" } else { "d" };
+        let mut leaves: Vec<BoxedStrategy<Rewrite>> = vec![
+            prop::sample::subsequence(vec![0u8, 1, 2], 1..=3)
+                .prop_map(move |kinds| {
+                    Rewrite::Direct(kinds.into_iter().map(|k| match k {
+                        0 => restriction("user", RestrictionKind::Type),
+                        1 => restriction("user", RestrictionKind::Wildcard),
+                        _ => restriction("group", RestrictionKind::Userset("g0".into())),
+                    }).collect())
+                })
+                .boxed(),
+        ];
+        if index > 0 {
+            leaves.push((0..index).prop_map(move |i| Rewrite::Computed(format!("{prefix}{i}"))).boxed());
+        }
+        if type_name == "doc" {
+            leaves.push((0..3usize).prop_map(|i| Rewrite::TupleToUserset { tupleset: "parent".into(), computed: format!("g{i}") }).boxed());
+        }
+        let leaf = prop::strategy::Union::new(leaves);
+        leaf.prop_recursive(2, 6, 3, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 2..=3).prop_map(Rewrite::Union),
+                prop::collection::vec(inner.clone(), 2..=3).prop_map(Rewrite::Intersection),
+                (inner.clone(), inner).prop_map(|(b, s)| Rewrite::Exclusion { base: Box::new(b), subtract: Box::new(s) }),
+            ]
+        })
+    }
+
+    fn arb_model() -> impl Strategy<Value = Model> {
+        let group = (arb_rewrite("group", 1), arb_rewrite("group", 2));
+        let doc = (arb_rewrite("doc", 0), arb_rewrite("doc", 1), arb_rewrite("doc", 2));
+        (group, doc).prop_map(|((g1, g2), (d0, d1, d2))| {
+            let relation = |name: &str, rewrite| Relation { name: name.into(), rewrite };
+            let g0 = Rewrite::Direct(vec![restriction("user", RestrictionKind::Type), restriction("user", RestrictionKind::Wildcard)]);
+            Model {
+                schema: "1.1".into(),
+                types: vec![
+                    TypeDef { name: "user".into(), relations: vec![] },
+                    TypeDef { name: "group".into(), relations: vec![relation("g0", g0), relation("g1", g1), relation("g2", g2)] },
+                    TypeDef {
+                        name: "doc".into(),
+                        relations: vec![
+                            relation("parent", Rewrite::Direct(vec![restriction("group", RestrictionKind::Type)])),
+                            relation("d0", d0),
+                            relation("d1", d1),
+                            relation("d2", d2),
+                        ],
+                    },
+                ],
+                conditions: vec![],
+            }
+        })
+    }
+
+    /// Every tuple of the small universe that `pick` selects (the model's rules applied later).
+    fn arb_tuples() -> impl Strategy<Value = Vec<Tuple>> {
+        let mut universe = Vec::new();
+        let subjects: Vec<Subject> = USERS.iter().map(|u| Subject::Object(obj(&format!("user:{u}"))))
+            .chain([Subject::Wildcard("user".into())])
+            .chain(["group:0", "group:1"].iter().map(|g| Subject::Userset(obj(g), "g0".into())))
+            .collect();
+        for object in ["group:0", "group:1", "doc:0", "doc:1"] {
+            let relations: &[&str] = if object.starts_with("group") { &["g0", "g1", "g2"] } else { &["d0", "d1", "d2"] };
+            for relation in relations {
+                for subject in &subjects {
+                    universe.push(Tuple { object: obj(object), relation: relation.to_string(), subject: subject.clone(), condition: None });
+                }
+            }
+        }
+        for doc in ["doc:0", "doc:1"] {
+            for group in ["group:0", "group:1"] {
+                universe.push(Tuple { object: obj(doc), relation: "parent".into(), subject: Subject::Object(obj(group)), condition: None });
+            }
+        }
+        prop::sample::subsequence(universe.clone(), 0..=24)
+    }
+
+    /// The users (of USERS) related to (object, relation), computed forwards: a definition
+    /// independent of `check`.
+    fn forward(model: &Model, tuples: &TupleList, memo: &mut BTreeMap<(Object, String), BTreeSet<String>>, object: &Object, relation: &str) -> BTreeSet<String> {
+        if let Some(users) = memo.get(&(object.clone(), relation.to_string())) {
+            return users.clone();
+        }
+        let rewrite = model.relation(&object.type_name, relation).unwrap().rewrite.clone();
+        let users = forward_rewrite(model, tuples, memo, object, relation, &rewrite);
+        memo.insert((object.clone(), relation.to_string()), users.clone());
+        users
+    }
+
+    fn forward_rewrite(model: &Model, tuples: &TupleList, memo: &mut BTreeMap<(Object, String), BTreeSet<String>>, object: &Object, relation: &str, rewrite: &Rewrite) -> BTreeSet<String> {
+        let all: BTreeSet<String> = USERS.iter().map(|u| u.to_string()).collect();
+        match rewrite {
+            Rewrite::Direct(_) => {
+                let mut users = BTreeSet::new();
+                for t in tuples.tuples(object, relation).iter().filter(|t| allowed(rewrite, t)) {
+                    match &t.subject {
+                        Subject::Object(o) => { users.insert(o.id.clone()); }
+                        Subject::Wildcard(_) => users.extend(all.iter().cloned()),
+                        Subject::Userset(o, r) => users.extend(forward(model, tuples, memo, o, r)),
+                    }
+                }
+                users
+            }
+            Rewrite::Computed(r) => forward(model, tuples, memo, object, r),
+            Rewrite::TupleToUserset { tupleset, computed } => {
+                let ts = model.relation(&object.type_name, tupleset).unwrap().rewrite.clone();
+                let mut users = BTreeSet::new();
+                for t in tuples.tuples(object, tupleset).iter().filter(|t| allowed(&ts, t)) {
+                    if let Subject::Object(p) = &t.subject {
+                        users.extend(forward(model, tuples, memo, p, computed));
+                    }
+                }
+                users
+            }
+            Rewrite::Union(c) => c.iter().flat_map(|c| forward_rewrite(model, tuples, memo, object, relation, c)).collect(),
+            Rewrite::Intersection(c) => c.iter().map(|c| forward_rewrite(model, tuples, memo, object, relation, c))
+                .reduce(|a, b| a.intersection(&b).cloned().collect()).unwrap_or_default(),
+            Rewrite::Exclusion { base, subtract } => {
+                let s = forward_rewrite(model, tuples, memo, object, relation, subtract);
+                forward_rewrite(model, tuples, memo, object, relation, base).difference(&s).cloned().collect()
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        /// check and list_objects agree with the forward computation on random acyclic
+        /// models and tuple sets.
+        #[test]
+        fn check_and_list_objects_match_a_forward_computation(model in arb_model(), candidates in arb_tuples()) {
+            prop_assume!(validate(&model).is_ok());
+            let tuples = TupleList(candidates.into_iter().filter(|t| tuple_allowed(&model, t).is_ok()).collect());
+            let mut memo = BTreeMap::new();
+            for (type_name, relations) in [("group", ["g0", "g1", "g2"]), ("doc", ["d0", "d1", "d2"])] {
+                for relation in relations {
+                    for user in USERS {
+                        let subject = Subject::Object(obj(&format!("user:{user}")));
+                        let mut expected = Vec::new();
+                        for id in ["0", "1"] {
+                            let object = obj(&format!("{type_name}:{id}"));
+                            let related = forward(&model, &tuples, &mut memo, &object, relation).contains(user);
+                            prop_assert_eq!(check(&model, &tuples, &subject, relation, &object), Ok(related), "{} {} {}", user, relation, object);
+                            if related {
+                                expected.push(object.to_string());
+                            }
+                        }
+                        prop_assert_eq!(list_objects(&model, &tuples, &subject, type_name, relation), Ok(expected));
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn depth_cycles_and_errors() {
+        let model = crate::core::fga::dsl::parse(
+            "model\n  schema 1.1\ntype user\ntype group\n  relations\n    define member: [user, group#member]\ntype doc\n  relations\n    define viewer: [group#member]",
+        ).unwrap();
+        // A cycle of groups answers false for a subject outside it, true inside.
+        let mut tuples = TupleList(vec![
+            Tuple { object: obj("group:a"), relation: "member".into(), subject: Subject::parse("group:b#member").unwrap(), condition: None },
+            Tuple { object: obj("group:b"), relation: "member".into(), subject: Subject::parse("group:a#member").unwrap(), condition: None },
+            Tuple { object: obj("doc:1"), relation: "viewer".into(), subject: Subject::parse("group:a#member").unwrap(), condition: None },
+        ]);
+        let anne = Subject::parse("user:anne").unwrap();
+        assert_eq!(check(&model, &tuples, &anne, "viewer", &obj("doc:1")), Ok(false));
+        tuples.0.push(Tuple { object: obj("group:b"), relation: "member".into(), subject: anne.clone(), condition: None });
+        assert_eq!(check(&model, &tuples, &anne, "viewer", &obj("doc:1")), Ok(true));
+        assert_eq!(check(&model, &tuples, &Subject::parse("group:b#member").unwrap(), "viewer", &obj("doc:1")), Ok(true));
+        // A chain of 30 nested groups is deeper than 25.
+        let mut chain = TupleList(vec![Tuple { object: obj("group:0"), relation: "member".into(), subject: anne.clone(), condition: None }]);
+        for i in 1..30 {
+            chain.0.push(Tuple { object: obj(&format!("group:{i}")), relation: "member".into(), subject: Subject::parse(&format!("group:{}#member", i - 1)).unwrap(), condition: None });
+        }
+        assert_eq!(check(&model, &chain, &anne, "member", &obj("group:10")), Ok(true));
+        assert_eq!(check(&model, &chain, &anne, "member", &obj("group:29")), Err(EvalError::TooDeep));
+        assert_eq!(check(&model, &chain, &anne, "member", &obj("team:1")), Err(EvalError::UnknownType("team".into())));
+        assert_eq!(check(&model, &chain, &anne, "owner", &obj("group:1")).unwrap_err().code(), 2022);
+        assert_eq!(check(&model, &chain, &Subject::parse("team:x").unwrap(), "member", &obj("group:1")).unwrap_err().code(), 2000);
+        // A tuple with a condition never holds (conditions are not evaluated yet).
+        let conditional = TupleList(vec![Tuple { object: obj("group:0"), relation: "member".into(), subject: anne.clone(), condition: Some("c".into()) }]);
+        assert_eq!(check(&model, &conditional, &anne, "member", &obj("group:0")), Ok(false));
+    }
+}
