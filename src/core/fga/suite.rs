@@ -5,7 +5,7 @@
 //! each single-stage test a second time with its tuples sent as contextual tuples (up to
 //! 100).
 
-use super::eval::{self, Both, EvalError, TupleList};
+use super::eval::{self, Both, EvalError, TupleList, TupleSource};
 use super::model::Model;
 use super::tuple::{Object, Subject, Tuple};
 use super::{dsl, validate};
@@ -32,9 +32,9 @@ struct Stage {
     #[serde(default)]
     check_assertions: Option<Vec<CheckAssertion>>,
     #[serde(default)]
-    list_objects_assertions: Option<Vec<ListObjectsAssertion>>,
+    list_objects_assertions: Option<Vec<ListAssertion<ListObjectsRequest>>>,
     #[serde(default)]
-    list_users_assertions: Option<Vec<ListUsersAssertion>>,
+    list_users_assertions: Option<Vec<ListAssertion<ListUsersRequest>>>,
 }
 
 #[derive(Deserialize, Clone)]
@@ -71,10 +71,11 @@ struct ListObjectsRequest {
     relation: String,
 }
 
+/// A list-objects or list-users assertion: its request, and the list or error expected.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct ListObjectsAssertion {
-    request: ListObjectsRequest,
+struct ListAssertion<Request> {
+    request: Request,
     #[serde(default)]
     expectation: Option<Vec<String>>,
     #[serde(default)]
@@ -88,18 +89,6 @@ struct ListUsersRequest {
     object: String,
     relation: String,
     filters: Vec<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ListUsersAssertion {
-    request: ListUsersRequest,
-    #[serde(default)]
-    expectation: Option<Vec<String>>,
-    #[serde(default)]
-    error_code: Option<u32>,
-    #[serde(default)]
-    contextual_tuples: Option<Vec<YamlTuple>>,
 }
 
 /// An answer: a boolean, a set of strings, or an OpenFGA error code.
@@ -133,6 +122,23 @@ fn contextual(model: &Model, list: &Option<Vec<YamlTuple>>) -> Result<TupleList,
         out.push(t);
     }
     Ok(TupleList(out))
+}
+
+/// The answer to one assertion: the stored tuples, its contextual tuples (checked as writes
+/// are) and `extra` (a stage's tuples, in the contextual run), asked with `ask`.
+fn answer(
+    model: &Model,
+    stored: &TupleList,
+    extra: &[Tuple],
+    contextual_tuples: &Option<Vec<YamlTuple>>,
+    ask: impl FnOnce(&dyn TupleSource) -> Result<Answer, Answer>,
+) -> Answer {
+    let mut ctx = match contextual(model, contextual_tuples) {
+        Ok(ctx) => ctx,
+        Err(code) => return Answer::Error(code),
+    };
+    ctx.0.extend(extra.iter().cloned());
+    ask(&Both(stored, &ctx)).unwrap_or_else(|e| e)
 }
 
 fn code(e: EvalError) -> Answer {
@@ -196,43 +202,32 @@ pub fn run(yaml: &str, contextual_run: bool) -> Tally {
                     Some(c) => Answer::Error(c),
                     None => Answer::Bool(a.expectation.unwrap_or(false)),
                 };
-                let got = (|| {
-                    let mut ctx = contextual(&model, &a.contextual_tuples).map_err(Answer::Error)?;
-                    ctx.0.extend(extra.iter().cloned());
+                let got = answer(&model, &stored, &extra, &a.contextual_tuples, |tuples| {
                     let t = tuple(&a.tuple).map_err(Answer::Error)?;
-                    eval::check(&model, &Both(&stored, &ctx), &t.subject, &t.relation, &t.object).map(Answer::Bool).map_err(code)
-                })()
-                .unwrap_or_else(|e| e);
+                    eval::check(&model, tuples, &t.subject, &t.relation, &t.object).map(Answer::Bool).map_err(code)
+                });
                 tally.record(0, name(i), got, want);
             }
             for (i, a) in stage.list_objects_assertions.into_iter().flatten().enumerate() {
                 let want = expected(a.expectation, a.error_code);
-                let got = (|| {
-                    let mut ctx = contextual(&model, &a.contextual_tuples).map_err(Answer::Error)?;
-                    ctx.0.extend(extra.iter().cloned());
+                let got = answer(&model, &stored, &extra, &a.contextual_tuples, |tuples| {
                     let subject = Subject::parse(&a.request.user).map_err(|_| Answer::Error(VALIDATION_ERROR))?;
-                    let both = Both(&stored, &ctx);
-                    eval::list_objects(&model, &both, &subject, &a.request.type_name, &a.request.relation)
+                    eval::list_objects(&model, tuples, &subject, &a.request.type_name, &a.request.relation)
                         .map(|l| Answer::Set(l.into_iter().collect()))
                         .map_err(code)
-                })()
-                .unwrap_or_else(|e| e);
+                });
                 tally.record(1, name(i), got, want);
             }
             for (i, a) in stage.list_users_assertions.into_iter().flatten().enumerate() {
                 let want = expected(a.expectation, a.error_code);
-                let got = (|| {
-                    let mut ctx = contextual(&model, &a.contextual_tuples).map_err(Answer::Error)?;
-                    ctx.0.extend(extra.iter().cloned());
+                let got = answer(&model, &stored, &extra, &a.contextual_tuples, |tuples| {
                     let object = Object::parse(&a.request.object).map_err(|_| Answer::Error(VALIDATION_ERROR))?;
-                    let both = Both(&stored, &ctx);
                     let mut all = BTreeSet::new();
                     for filter in &a.request.filters {
-                        all.extend(eval::list_users(&model, &both, &object, &a.request.relation, filter).map_err(code)?);
+                        all.extend(eval::list_users(&model, tuples, &object, &a.request.relation, filter).map_err(code)?);
                     }
                     Ok(Answer::Set(all))
-                })()
-                .unwrap_or_else(|e: Answer| e);
+                });
                 tally.record(2, name(i), got, want);
             }
         }
