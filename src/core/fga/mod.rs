@@ -11,9 +11,19 @@ mod suite;
 pub mod tuple;
 pub mod validate;
 
+/// The text of a file of OpenFGA's conformance suites: in the directory
+/// `$AUTHZ_OPENFGA_SUITES`, else `../shared/openfga` beside the project (where CI has them).
+#[cfg(test)]
+pub(crate) fn suite_file(name: &str) -> String {
+    let dir = std::env::var("AUTHZ_OPENFGA_SUITES").unwrap_or_else(|_| format!("{}/../shared/openfga", env!("CARGO_MANIFEST_DIR")));
+    let path = format!("{dir}/{name}");
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{path}: {e} (set AUTHZ_OPENFGA_SUITES to the directory of OpenFGA's conformance suites)"))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{dsl, validate};
+    use super::{dsl, suite_file, validate};
 
     /// The models of a file in OpenFGA's conformance format: each `- model: |` block scalar,
     /// its indentation removed (enough YAML for this; the conformance runner reads it whole).
@@ -39,8 +49,7 @@ mod tests {
     #[test]
     fn every_model_of_the_conformance_suites_is_accepted() {
         for file in ["consolidated_1_1_tests.yaml", "abac_tests.yaml"] {
-            let path = format!("{}/../shared/openfga/{file}", env!("CARGO_MANIFEST_DIR"));
-            let yaml = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+            let yaml = suite_file(file);
             let models = models_in(&yaml);
             assert!(models.len() > 20, "{file}: only {} models found", models.len());
             for text in &models {

@@ -243,8 +243,7 @@ mod tests {
     /// in both runs (tuples written, and sent as contextual tuples).
     #[test]
     fn consolidated_suite() {
-        let path = format!("{}/../shared/openfga/consolidated_1_1_tests.yaml", env!("CARGO_MANIFEST_DIR"));
-        let yaml = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let yaml = super::super::suite_file("consolidated_1_1_tests.yaml");
         for contextual_run in [false, true] {
             let tally = run(&yaml, contextual_run);
             for (k, kind) in KINDS.iter().enumerate() {
