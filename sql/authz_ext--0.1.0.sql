@@ -1047,7 +1047,7 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/checks.rs:339
+-- src/pg/checks.rs:348
 -- authz_ext::pg::checks::authz_check
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
@@ -1071,7 +1071,7 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/checks.rs:368
+-- src/pg/checks.rs:377
 -- authz_ext::pg::checks::authz_explain
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
@@ -1095,19 +1095,19 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/checks.rs:437
+-- src/pg/checks.rs:446
 -- authz_ext::pg::checks::authz_noop_check
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/checks.rs:403
+-- src/pg/checks.rs:412
 -- authz_ext::pg::checks::authz_require
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/checks.rs:354
+-- src/pg/checks.rs:363
 -- authz_ext::pg::checks::authz_resources
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
@@ -1149,7 +1149,7 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/stats.rs:64
+-- src/pg/stats.rs:74
 -- authz_ext::pg::stats::authz_stats
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
