@@ -4,6 +4,7 @@
 //! after a space); a relation's type restrictions may span lines. Errors name the line.
 
 use super::model::{Condition, Model, ParameterType, Relation, Restriction, RestrictionKind, Rewrite, TypeDef};
+use crate::core::permission::shorten;
 use std::fmt;
 
 /// A syntax error, at a line of the text (counted from 1).
@@ -142,13 +143,6 @@ pub fn is_identifier(s: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
-fn shorten(s: &str) -> String {
-    if s.chars().count() <= 60 {
-        s.to_string()
-    } else {
-        s.chars().take(57).collect::<String>() + "..."
-    }
-}
 
 /// Open brackets and parentheses not yet closed.
 fn depth(s: &str) -> i32 {

@@ -3,6 +3,7 @@
 //! subjects related to group:eng by member).
 
 use super::dsl::is_identifier;
+use crate::core::permission::shorten;
 use std::fmt;
 
 /// `type:id`.
@@ -91,9 +92,6 @@ impl fmt::Display for Subject {
     }
 }
 
-fn shorten(s: &str) -> String {
-    if s.chars().count() <= 60 { s.to_string() } else { s.chars().take(57).collect::<String>() + "..." }
-}
 
 #[cfg(test)]
 mod tests {
