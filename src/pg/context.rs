@@ -157,7 +157,7 @@ unsafe fn remembered_can(fcinfo: pg_sys::FunctionCallInfo) -> Option<bool> {
         match (site.remembered(&args, Id::Text(&principal.user), 0)?, principal.key_id) {
             (true, Some(key_id)) => {
                 let memo = site.key_memo().filter(|m| m.key_id == key_id && cache::key_grant_current_without_looking(m.generation))?;
-                Some(memo.covered && live(false, memo.expires_at))
+                Some(memo.covered && unexpired(memo.expires_at))
             }
             (allowed, _) => Some(allowed),
         }
@@ -206,13 +206,14 @@ fn key_allows(key_id: [u8; 16], permission: &str) -> (bool, Option<KeyMemo>) {
     let covered = grant.as_ref().is_some_and(|g| g.covers(permission) && !g.revoked);
     let expires_at = grant.as_ref().and_then(|g| g.expires_at);
     let memo = generation.map(|generation| KeyMemo { key_id, generation, covered, expires_at });
-    (covered && live(false, expires_at), memo)
+    (covered && unexpired(expires_at), memo)
 }
 
-/// Whether a key is valid now (the clock is read only when it expires).
-fn live(revoked: bool, expires_at: Option<i64>) -> bool {
+/// Whether a key that is not revoked has not expired by now (the clock is read only when
+/// it expires).
+fn unexpired(expires_at: Option<i64>) -> bool {
     let now = if expires_at.is_some() { clock::now() } else { 0 };
-    keys::status(Some(KeyState { revoked, expires_at }), now) == Status::Valid
+    keys::status(Some(KeyState { revoked: false, expires_at }), now) == Status::Valid
 }
 
 fn read_key_grant(key_id: [u8; 16]) -> Option<KeyGrant> {
