@@ -10,7 +10,11 @@
 #                                             it the driver scenario through node-postgres
 #                                             and tokio-postgres (tests/drivers); tests
 #                                             whose answer depends on the cache run twice
-#   (e) the package                           scripts/package.sh's tarball, installed by its
+#   (e) OpenFGA's conformance suite           scripts/openfga-conformance.sh on
+#                                             consolidated_1_1_tests.yaml (from
+#                                             $AUTHZ_OPENFGA_SUITES, else ../shared/openfga),
+#                                             against the same cluster
+#   (f) the package                           scripts/package.sh's tarball, installed by its
 #                                             install.sh into a fresh cluster, smoke-checked
 # AUTHZ_TEST_MAJORS="15" (say) limits the run to some majors; CI runs them all.
 set -uo pipefail
@@ -67,6 +71,12 @@ integration_tests() {
     "$ROOT/.venv/bin/pytest" -q -p no:cacheprovider tests/integration
 }
 
+conformance_tests() {
+  local suites=${AUTHZ_OPENFGA_SUITES:-$ROOT/../shared/openfga}
+  PGHOST="$PGHOST_USED" PGPORT="$PGPORT_USED" PGUSER=postgres PGDATABASE=postgres \
+    "$ROOT/scripts/openfga-conformance.sh" "$suites/consolidated_1_1_tests.yaml"
+}
+
 # The artefact of scripts/package.sh, installed by its own install.sh (over the build the
 # other tiers used) into a fresh cluster, then INSTALL.md's smoke check.
 package_test() {
@@ -104,12 +114,13 @@ for major in ${AUTHZ_TEST_MAJORS:-$SUPPORTED_MAJORS}; do
     mkdir -p "$RUN/scratch-pg$major" && chown postgres:postgres "$RUN/scratch-pg$major"
     tier "c: regression, PostgreSQL $major" regression_tests
     tier "d: integration and drivers, PostgreSQL $major" integration_tests
+    tier "e: OpenFGA conformance, PostgreSQL $major" conformance_tests
     cluster_stop test-standby
     cluster_stop test
   else
     failed+=("install, PostgreSQL $major")
   fi
-  tier "e: package, PostgreSQL $major" package_test
+  tier "f: package, PostgreSQL $major" package_test
 done
 
 echo

@@ -15,8 +15,9 @@
 -- prefer text). Defaults sit on the first two only; the mixes are declared at each number
 -- of arguments instead. authz.declare() below writes them, and one C function serves all.
 --
--- PUBLIC may call the checks, api_key_validate, authz_authenticate, authz_current_user and
--- authz_can; everything that changes or lists, and authz_set_user, is for the extension
+-- PUBLIC may call the checks (authz_relation_check too), api_key_validate,
+-- authz_authenticate, authz_current_user and authz_can; everything that changes or lists
+-- (authz_list_objects and authz_list_users too), and authz_set_user, is for the extension
 -- owner and the roles it grants EXECUTE to.
 
 CREATE FUNCTION authz.declare(p_name text, p_params text, p_returns text, p_markings text,
@@ -244,6 +245,58 @@ SELECT authz.declare('authz_can', 'permission text, resource_id id DEFAULT NULL'
     'authz_check for the principal of the current transaction, and, when it authenticated with an API key, only if a scope of that (still valid) key covers the permission. False without a principal. No resource: the resource-type level.',
     'authz_can_fast');
 
+-- Relationships (OpenFGA models) ----------------------------------------------------------------
+
+CREATE FUNCTION @extschema@.authz_model_write(dsl text)
+RETURNS text LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'authz_model_write_wrapper';
+COMMENT ON FUNCTION @extschema@.authz_model_write(dsl text) IS
+    'Validates a relationship model in OpenFGA''s DSL (schema 1.1) and stores it as the current model; returns its id. Invalid models: 22023 with the reason.';
+
+CREATE FUNCTION @extschema@.authz_tuple_write(object text, relation text, subject text,
+                                              condition text DEFAULT NULL, context jsonb DEFAULT NULL,
+                                              expires_at timestamptz DEFAULT NULL)
+RETURNS boolean LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'authz_tuple_write_wrapper';
+COMMENT ON FUNCTION @extschema@.authz_tuple_write(text, text, text, text, jsonb, timestamptz) IS
+    'Writes the tuple object#relation@subject (subject: type:id, type:* or type:id#relation), which the current model must allow (22023, OpenFGA error 2027); an existing one gets the new condition, context and expiry. True if the tuple is new.';
+
+CREATE FUNCTION @extschema@.authz_tuple_delete(object text, relation text, subject text)
+RETURNS boolean LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'authz_tuple_delete_wrapper';
+COMMENT ON FUNCTION @extschema@.authz_tuple_delete(text, text, text) IS
+    'Deletes the tuple object#relation@subject; true if there was one.';
+
+CREATE FUNCTION @extschema@.authz_tuple_write_bulk(writes jsonb, deletes jsonb DEFAULT NULL)
+RETURNS bigint LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'authz_tuple_write_bulk_wrapper';
+COMMENT ON FUNCTION @extschema@.authz_tuple_write_bulk(jsonb, jsonb) IS
+    'Deletes and writes many tuples at once, all or nothing: JSON arrays of {"object", "relation", "user"} objects (writes may add "condition" and "expires_at"), each checked and audited as authz_tuple_write and authz_tuple_delete would. Returns how many tuples were added or removed.';
+
+CREATE FUNCTION @extschema@.authz_relation_check(subject text, relation text, object text,
+                                                 contextual_tuples jsonb DEFAULT NULL, context jsonb DEFAULT NULL,
+                                                 model_id text DEFAULT NULL)
+RETURNS boolean LANGUAGE c STABLE PARALLEL RESTRICTED
+AS 'MODULE_PATHNAME', 'authz_relation_check_wrapper';
+COMMENT ON FUNCTION @extschema@.authz_relation_check(text, text, text, jsonb, jsonb, text) IS
+    'Whether the subject is related to the object by the relation under the current model (or model_id), with OpenFGA''s semantics, counting the contextual tuples (a JSON array of {"object", "relation", "user"}) as stored ones. NULL subject, relation or object: false.';
+
+CREATE FUNCTION @extschema@.authz_list_objects(subject text, type text, relation text,
+                                               contextual_tuples jsonb DEFAULT NULL, context jsonb DEFAULT NULL,
+                                               model_id text DEFAULT NULL)
+RETURNS SETOF text LANGUAGE c STABLE PARALLEL RESTRICTED
+AS 'MODULE_PATHNAME', 'authz_list_objects_wrapper';
+COMMENT ON FUNCTION @extschema@.authz_list_objects(text, text, text, jsonb, jsonb, text) IS
+    'The objects (type:id) of the type that the subject is related to by the relation, as authz_relation_check would answer for each.';
+
+CREATE FUNCTION @extschema@.authz_list_users(object text, relation text, filters text[],
+                                             contextual_tuples jsonb DEFAULT NULL, context jsonb DEFAULT NULL,
+                                             model_id text DEFAULT NULL)
+RETURNS SETOF text LANGUAGE c STABLE PARALLEL RESTRICTED
+AS 'MODULE_PATHNAME', 'authz_list_users_wrapper';
+COMMENT ON FUNCTION @extschema@.authz_list_users(text, text, text[], jsonb, jsonb, text) IS
+    'The subjects related to the object by the relation, of the kinds the filters name (a type such as user: its objects and user:*; a userset such as group#member), as OpenFGA lists them.';
+
 -- Observability ----------------------------------------------------------------------------------
 
 CREATE FUNCTION @extschema@.authz_stats()
@@ -302,7 +355,9 @@ BEGIN
                             'authz_init_role_permissions', 'authz_role_permission_add',
                             'authz_role_permission_remove', 'authz_define_permission',
                             'authz_cleanup_expired', 'api_key_create', 'api_key_revoke',
-                            'api_key_list', 'api_key_get', 'authz_set_user', 'authz_grant_execute')
+                            'api_key_list', 'api_key_get', 'authz_set_user', 'authz_grant_execute',
+                            'authz_model_write', 'authz_tuple_write', 'authz_tuple_delete',
+                            'authz_tuple_write_bulk', 'authz_list_objects', 'authz_list_users')
     LOOP
         EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', v_function);
     END LOOP;

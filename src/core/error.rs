@@ -14,6 +14,14 @@ pub enum Error {
     /// 28000 invalid_authorization_specification: authz_authenticate with a token that is
     /// not a valid key; `status` is what api_key_validate would say. Never the token.
     Unauthenticated { status: &'static str },
+    /// 42704 undefined_object: a type the relationship model does not define (OpenFGA 2021).
+    UndefinedType { message: String },
+    /// 42703 undefined_column: a relation the model does not define on its type (OpenFGA
+    /// 2022): relations are to types what columns are to tables.
+    UndefinedRelation { message: String },
+    /// 54001 statement_too_complex: a relationship resolution deeper than OpenFGA's limit
+    /// (OpenFGA 2002).
+    TooDeep { message: String },
 }
 
 impl Error {
@@ -32,6 +40,9 @@ impl Error {
             Error::NullValue { .. } => "22004",
             Error::Denied { .. } => "42501",
             Error::Unauthenticated { .. } => "28000",
+            Error::UndefinedType { .. } => "42704",
+            Error::UndefinedRelation { .. } => "42703",
+            Error::TooDeep { .. } => "54001",
         }
     }
 
@@ -50,9 +61,11 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::InvalidParameter { message, .. } | Error::Denied { message } => {
-                f.write_str(message)
-            }
+            Error::InvalidParameter { message, .. }
+            | Error::Denied { message }
+            | Error::UndefinedType { message }
+            | Error::UndefinedRelation { message }
+            | Error::TooDeep { message } => f.write_str(message),
             Error::NullValue { parameter } => write!(f, "{parameter} must not be NULL"),
             Error::Unauthenticated { status } => write!(f, "API key rejected: {status}"),
         }
@@ -60,3 +73,16 @@ impl fmt::Display for Error {
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+impl From<crate::core::fga::eval::EvalError> for Error {
+    fn from(e: crate::core::fga::eval::EvalError) -> Self {
+        use crate::core::fga::eval::EvalError;
+        let message = e.to_string();
+        match e {
+            EvalError::UnknownType(_) => Error::UndefinedType { message },
+            EvalError::UnknownRelation { .. } => Error::UndefinedRelation { message },
+            EvalError::TooDeep => Error::TooDeep { message },
+            EvalError::InvalidSubject(_) => Error::invalid(message),
+        }
+    }
+}

@@ -12,6 +12,7 @@ mod ids;
 mod keys;
 mod latest;
 mod owner;
+mod relationships;
 mod report;
 mod stats;
 mod subxact;

@@ -10,6 +10,9 @@ pub fn raise(err: Error) -> ! {
         "22004" => PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
         "42501" => PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
         "28000" => PgSqlErrorCode::ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
+        "42704" => PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+        "42703" => PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
+        "54001" => PgSqlErrorCode::ERRCODE_STATEMENT_TOO_COMPLEX,
         other => unreachable!("no PostgreSQL error code mapped for SQLSTATE {other}"),
     };
     let mut report = ErrorReport::new(code, err.to_string(), "authz_ext");

@@ -1,11 +1,12 @@
 //! Relationships (DESIGN.md section 6): OpenFGA's modelling language, schema 1.1 — the
-//! model (`model`), its parser (`dsl`) and its validation (`validate`), tuples (`tuple`)
-//! and their evaluation (`eval`). Pure Rust, like the rest of the core; `suite` runs
-//! OpenFGA's conformance files against it in memory.
+//! model (`model`), its parser (`dsl`) and its validation (`validate`), tuples (`tuple`),
+//! tuples sent as JSON (`request`) and their evaluation (`eval`). Pure Rust, like the rest
+//! of the core; `suite` runs OpenFGA's conformance files against it in memory.
 
 pub mod dsl;
 pub mod eval;
 pub mod model;
+pub mod request;
 #[cfg(test)]
 mod suite;
 pub mod tuple;

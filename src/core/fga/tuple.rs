@@ -92,6 +92,12 @@ impl fmt::Display for Subject {
     }
 }
 
+/// `object#relation@subject`, OpenFGA's notation.
+impl fmt::Display for Tuple {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}#{}@{}", self.object, self.relation, self.subject)
+    }
+}
 
 #[cfg(test)]
 mod tests {

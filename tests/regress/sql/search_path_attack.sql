@@ -37,6 +37,13 @@ SELECT authz_grant('alice', 'document:update', 7);
 SELECT authz_grant('alice', 'document:read', 8, NULL, 'deny');
 SELECT authz_set_role('mallory', 'viewer');
 SELECT token AS alice_token FROM api_key_create('alice', 'k', ARRAY['documents:read']) \gset
+SELECT authz_model_write('model
+  schema 1.1
+type user
+type document
+  relations
+    define viewer: [user]') IS NOT NULL AS model_written;
+SELECT authz_tuple_write('document:7', 'viewer', 'user:alice');
 
 -- 2. The attacker's traps: every one raises "hijacked" if it is ever called.
 SET ROLE authz_sp_attacker;
@@ -89,6 +96,18 @@ CREATE TEMP TABLE user_roles (user_id text, role text);
 INSERT INTO pg_temp.user_roles VALUES ('mallory', 'admin');
 CREATE TEMP TABLE roles (name text, rank integer, all_permissions boolean);
 INSERT INTO pg_temp.roles VALUES ('viewer', 100, true);
+CREATE TABLE public.relation_tuples (object_type text, object_id text, relation text, subject_type text,
+                                     subject_id text, subject_relation text, condition text, expires_at timestamptz);
+INSERT INTO public.relation_tuples VALUES ('document', '7', 'viewer', 'user', 'mallory', '', NULL, NULL);
+CREATE TEMP TABLE relation_tuples (LIKE public.relation_tuples);
+INSERT INTO pg_temp.relation_tuples SELECT * FROM public.relation_tuples;
+CREATE TEMP TABLE relation_models (id bigint, dsl text);
+INSERT INTO pg_temp.relation_models VALUES (999, 'model
+  schema 1.1
+type user
+type document
+  relations
+    define viewer: [user:*]');
 SELECT public.hijacked('a trap works') ;        -- shows what a sprung trap looks like
 SET search_path = pg_temp, public, pg_catalog;
 
@@ -107,8 +126,11 @@ SELECT authz_current_user() AS current_user_id,
        authz_can('document:read', 1) AS can_read_1,
        authz_can('document:update', 7) AS can_update_7;
 ROLLBACK;
+SELECT authz_relation_check('user:alice', 'viewer', 'document:7') AS alice_views_7,
+       authz_relation_check('user:mallory', 'viewer', 'document:7') AS mallory_views_7;
 -- The mutators and listings stay closed to the attacker, traps or not.
 SELECT authz_grant('mallory', 'document:delete', 7);
+SELECT authz_tuple_write('document:7', 'viewer', 'user:mallory');
 SELECT authz_set_user('alice');
 SELECT * FROM api_key_list('alice');
 
@@ -156,6 +178,19 @@ SELECT authz_set_user('bob') AS principal;
 SELECT authz_current_user() AS current_user_id, authz_can('document:read', 1) AS can_read_1;
 ROLLBACK;
 SELECT authz_check('bob', 'document:read', 1) AS bob_read_1;
+SELECT authz_model_write('model
+  schema 1.1
+type user
+type document
+  relations
+    define owner: [user]
+    define viewer: [user] or owner') IS NOT NULL AS model_written;
+SELECT authz_tuple_write('document:8', 'owner', 'user:bob') AS bob_owns_8;
+SELECT authz_tuple_write_bulk('[{"object": "document:9", "relation": "viewer", "user": "user:bob"}]',
+                              '[{"object": "document:7", "relation": "viewer", "user": "user:alice"}]') AS changed;
+SELECT authz_tuple_delete('document:9', 'viewer', 'user:bob') AS deleted;
+SELECT pg_catalog.array_agg(o ORDER BY o) AS bob_views FROM authz_list_objects('user:bob', 'document', 'viewer') AS o;
+SELECT pg_catalog.array_agg(u ORDER BY u) AS viewers_of_8 FROM authz_list_users('document:8', 'viewer', ARRAY['user']) AS u;
 RESET search_path;
 -- Every public function of the extension was called above (a new one changes this count).
 SELECT count(*) AS public_functions
@@ -165,7 +200,9 @@ WHERE d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'authz_ext')
 
 -- 6. Nothing the attacker planted was ever used: their tables are unchanged.
 SELECT (SELECT count(*) FROM public.grants) AS public_grants,
-       (SELECT count(*) FROM pg_temp.grants) AS temp_grants;
+       (SELECT count(*) FROM pg_temp.grants) AS temp_grants,
+       (SELECT count(*) FROM public.relation_tuples) AS public_tuples,
+       (SELECT count(*) FROM pg_temp.relation_tuples) AS temp_tuples;
 
 -- 7. Hijacking a call (CVE-2018-1058): a function with exact argument types beats one
 -- that needs a conversion or takes "any", whatever the order of the search path. A role
@@ -187,7 +224,7 @@ RESET search_path;
 
 -- Clean up.
 DROP TABLE sp_documents;
-DROP TABLE pg_temp.grants, pg_temp.user_roles, pg_temp.roles;
+DROP TABLE pg_temp.grants, pg_temp.user_roles, pg_temp.roles, pg_temp.relation_tuples, pg_temp.relation_models;
 DROP OWNED BY authz_sp_attacker;
 DROP ROLE authz_sp_attacker;
 DROP EXTENSION authz_ext;
