@@ -42,6 +42,20 @@ EXAMPLES = {
     "authz_can": "SELECT * FROM documents WHERE authz_can('document:read', id);",
     "authz_stats": "SELECT counter, value FROM authz_stats();",
     "authz_grant_execute": "SELECT authz_grant_execute('app_admin', 'authz_grant', 'authz_revoke');",
+    "authz_model_write": "SELECT authz_model_write($$\nmodel\n  schema 1.1\ntype user\ntype team\n  relations\n"
+                         "    define member: [user, team#member]\ntype document\n  relations\n"
+                         "    define viewer: [user, team#member]\n$$);                                   -- '1'",
+    "authz_tuple_write": "SELECT authz_tuple_write('team:eng', 'member', 'user:42');\n"
+                         "SELECT authz_tuple_write('document:7', 'viewer', 'team:eng#member', expires_at => now() + interval '30 days');",
+    "authz_tuple_delete": "SELECT authz_tuple_delete('team:eng', 'member', 'user:42');",
+    "authz_tuple_write_bulk": "SELECT authz_tuple_write_bulk(\n"
+                              "  '[{\"object\": \"team:eng\", \"relation\": \"member\", \"user\": \"user:43\"}]',\n"
+                              "  '[{\"object\": \"team:eng\", \"relation\": \"member\", \"user\": \"user:42\"}]');",
+    "authz_relation_check": "SELECT authz_relation_check('user:42', 'viewer', 'document:7');\n"
+                            "SELECT authz_relation_check('user:44', 'viewer', 'document:7',\n"
+                            "  '[{\"object\": \"team:eng\", \"relation\": \"member\", \"user\": \"user:44\"}]');  -- contextual tuple",
+    "authz_list_objects": "SELECT * FROM authz_list_objects('user:42', 'document', 'viewer');",
+    "authz_list_users": "SELECT * FROM authz_list_users('document:7', 'viewer', ARRAY['user', 'team#member']);",
 }
 
 # The declarations sql/api.sql adds for text ids (driver parameters) carry this comment;

@@ -109,13 +109,19 @@ fn authz_model_write(dsl: Option<&str>) -> String {
 
 // Tuples -------------------------------------------------------------------------------------
 
+/// A subject as the table's columns: subject_type, subject_id ('*': every one of the
+/// type), subject_relation ('': none).
+fn subject_columns(subject: &Subject) -> (&str, &str, &str) {
+    match subject {
+        Subject::Object(o) => (&o.type_name, &o.id, ""),
+        Subject::Wildcard(t) => (t, "*", ""),
+        Subject::Userset(o, r) => (&o.type_name, &o.id, r),
+    }
+}
+
 /// A tuple's row in `authz.relation_tuples`, as `authz.tuples_change` reads it.
 fn row(tuple: &Tuple) -> serde_json::Map<String, Value> {
-    let (subject_type, subject_id, subject_relation) = match &tuple.subject {
-        Subject::Object(o) => (&o.type_name, o.id.as_str(), ""),
-        Subject::Wildcard(t) => (t, "*", ""),
-        Subject::Userset(o, r) => (&o.type_name, o.id.as_str(), r.as_str()),
-    };
+    let (subject_type, subject_id, subject_relation) = subject_columns(&tuple.subject);
     let row = json!({
         "object_type": tuple.object.type_name, "object_id": tuple.object.id, "relation": tuple.relation,
         "subject_type": subject_type, "subject_id": subject_id, "subject_relation": subject_relation,
@@ -256,6 +262,13 @@ impl TupleSource for Stored {
         let found: Vec<Tuple> = rows.into_iter().flatten().collect();
         self.read.borrow_mut().insert(key, found.clone());
         found
+    }
+
+    fn objects(&self, subject: &Subject, type_name: &str, relation: &str) -> Vec<String> {
+        let (subject_type, subject_id, subject_relation) = subject_columns(subject);
+        let keys = [text_key(subject_type), text_key(subject_id), text_key(subject_relation), text_key(type_name), text_key(relation)];
+        let found = self.reader.lookup((c"relation_tuples", c"relation_tuples_subject"), &keys, &[c"object_id"], None, |v| value::<String>(v[0]));
+        found.into_iter().flatten().collect()
     }
 
     fn ids_of_type(&self, type_name: &str) -> BTreeSet<String> {

@@ -8,7 +8,7 @@
 
 use super::model::{Model, RestrictionKind, Rewrite};
 use super::tuple::{Object, Subject, Tuple};
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 /// OpenFGA's limit on the depth of a resolution.
 pub const MAX_DEPTH: u32 = 25;
@@ -56,8 +56,11 @@ type Result<T> = std::result::Result<T, EvalError>;
 pub trait TupleSource {
     /// The tuples on `object` for `relation`, whatever their subject.
     fn tuples(&self, object: &Object, relation: &str) -> Vec<Tuple>;
+    /// The ids of the objects of `type_name` with a tuple for `relation` whose subject is
+    /// exactly `subject` (the subject side: list_objects walks it).
+    fn objects(&self, subject: &Subject, type_name: &str, relation: &str) -> Vec<String>;
     /// The ids of objects of the type that appear in any tuple, as object or subject:
-    /// everything list_objects and list_users consider.
+    /// everything list_users considers.
     fn ids_of_type(&self, type_name: &str) -> BTreeSet<String>;
 }
 
@@ -68,6 +71,11 @@ pub struct TupleList(pub Vec<Tuple>);
 impl TupleSource for TupleList {
     fn tuples(&self, object: &Object, relation: &str) -> Vec<Tuple> {
         self.0.iter().filter(|t| &t.object == object && t.relation == relation).cloned().collect()
+    }
+
+    fn objects(&self, subject: &Subject, type_name: &str, relation: &str) -> Vec<String> {
+        let found = self.0.iter().filter(|t| &t.subject == subject && t.object.type_name == type_name && t.relation == relation);
+        found.map(|t| t.object.id.clone()).collect()
     }
 
     fn ids_of_type(&self, type_name: &str) -> BTreeSet<String> {
@@ -93,6 +101,12 @@ impl TupleSource for Both<'_> {
     fn tuples(&self, object: &Object, relation: &str) -> Vec<Tuple> {
         let mut all = self.0.tuples(object, relation);
         all.extend(self.1.tuples(object, relation));
+        all
+    }
+
+    fn objects(&self, subject: &Subject, type_name: &str, relation: &str) -> Vec<String> {
+        let mut all = self.0.objects(subject, type_name, relation);
+        all.extend(self.1.objects(subject, type_name, relation));
         all
     }
 
@@ -299,19 +313,144 @@ impl Checker<'_> {
     }
 }
 
-/// The objects of `type_name` the subject is related to by `relation` (among those that
-/// appear in tuples).
+/// The objects of `type_name` the subject is related to by `relation`: the candidates
+/// found from the subject's side, each checked.
 pub fn list_objects(model: &Model, tuples: &dyn TupleSource, subject: &Subject, type_name: &str, relation: &str) -> Result<Vec<String>> {
     require_relation(model, type_name, relation)?;
     require_subject(model, subject)?;
     let mut found = Vec::new();
-    for id in tuples.ids_of_type(type_name) {
+    for id in Candidates::new(model, tuples, subject).of(type_name, relation) {
         let object = Object { type_name: type_name.to_string(), id };
         if check(model, tuples, subject, relation, &object)? {
             found.push(object.to_string());
         }
     }
     Ok(found)
+}
+
+/// The objects that may be related to a subject, relation by relation: a superset of the
+/// answer (intersections and exclusions, conditions and expiry are left to the check), found
+/// by walking tuples from the subject's side — the tuples naming the subject, then those
+/// naming a userset or parent found so far — until no relation's set grows. Each step is a
+/// lookup by subject, so the work follows what the subject reaches, not the number of
+/// objects.
+struct Candidates<'a> {
+    model: &'a Model,
+    tuples: &'a dyn TupleSource,
+    subject: &'a Subject,
+    sets: HashMap<(String, String), BTreeSet<String>>,
+    looked_up: HashMap<(Subject, String, String), Vec<String>>,
+}
+
+impl<'a> Candidates<'a> {
+    fn new(model: &'a Model, tuples: &'a dyn TupleSource, subject: &'a Subject) -> Self {
+        Candidates { model, tuples, subject, sets: HashMap::new(), looked_up: HashMap::new() }
+    }
+
+    fn of(mut self, type_name: &str, relation: &str) -> BTreeSet<String> {
+        loop {
+            let mut grew = false;
+            for t in &self.model.types {
+                for r in &t.relations {
+                    let mut found = self.reach(&t.name, &r.name, &r.rewrite);
+                    // A userset is related to its own object by its own relation.
+                    if let Subject::Userset(o, own) = self.subject {
+                        if o.type_name == t.name && *own == r.name {
+                            found.insert(o.id.clone());
+                        }
+                    }
+                    let set = self.sets.entry((t.name.clone(), r.name.clone())).or_default();
+                    let before = set.len();
+                    set.extend(found);
+                    grew |= set.len() > before;
+                }
+            }
+            if !grew {
+                break;
+            }
+        }
+        self.sets.remove(&(type_name.to_string(), relation.to_string())).unwrap_or_default()
+    }
+
+    fn set(&self, type_name: &str, relation: &str) -> Vec<String> {
+        self.sets.get(&(type_name.to_string(), relation.to_string())).map_or_else(Vec::new, |s| s.iter().cloned().collect())
+    }
+
+    /// Objects with a `relation` tuple naming `subject`, looked up once.
+    fn objects(&mut self, subject: Subject, type_name: &str, relation: &str) -> Vec<String> {
+        let key = (subject, type_name.to_string(), relation.to_string());
+        if let Some(ids) = self.looked_up.get(&key) {
+            return ids.clone();
+        }
+        let ids = self.tuples.objects(&key.0, type_name, relation);
+        self.looked_up.insert(key, ids.clone());
+        ids
+    }
+
+    fn reach(&mut self, type_name: &str, relation: &str, rewrite: &Rewrite) -> BTreeSet<String> {
+        let mut found = BTreeSet::new();
+        match rewrite {
+            Rewrite::Direct(restrictions) => {
+                // Tuples with a condition never hold: only restrictions without one.
+                for r in restrictions.iter().filter(|r| r.condition.is_none()) {
+                    let exact = match (&r.kind, self.subject) {
+                        (RestrictionKind::Type, Subject::Object(o)) => o.type_name == r.type_name,
+                        (RestrictionKind::Wildcard, Subject::Wildcard(t)) => *t == r.type_name,
+                        (RestrictionKind::Userset(rel), Subject::Userset(o, own)) => o.type_name == r.type_name && own == rel,
+                        _ => false,
+                    };
+                    if exact {
+                        found.extend(self.objects(self.subject.clone(), type_name, relation));
+                    }
+                    match (&r.kind, self.subject) {
+                        (RestrictionKind::Wildcard, Subject::Object(o)) if o.type_name == r.type_name => {
+                            found.extend(self.objects(Subject::Wildcard(r.type_name.clone()), type_name, relation));
+                        }
+                        (RestrictionKind::Userset(rel), _) => {
+                            for id in self.set(&r.type_name, rel) {
+                                let userset = Subject::Userset(Object { type_name: r.type_name.clone(), id }, rel.clone());
+                                found.extend(self.objects(userset, type_name, relation));
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            Rewrite::Computed(other) => found.extend(self.set(type_name, other)),
+            Rewrite::TupleToUserset { tupleset, computed } => {
+                let Some(ts) = self.model.relation(type_name, tupleset) else {
+                    return found;
+                };
+                let parent_types: Vec<String> = ts
+                    .rewrite
+                    .restrictions()
+                    .into_iter()
+                    .filter(|r| r.kind == RestrictionKind::Type && r.condition.is_none())
+                    .map(|r| r.type_name.clone())
+                    .collect();
+                for parent_type in parent_types {
+                    for id in self.set(&parent_type, computed) {
+                        let parent = Subject::Object(Object { type_name: parent_type.clone(), id });
+                        found.extend(self.objects(parent, type_name, tupleset));
+                    }
+                }
+            }
+            Rewrite::Union(children) => {
+                for child in children {
+                    found.extend(self.reach(type_name, relation, child));
+                }
+            }
+            // Related to all of them: a candidate of each.
+            Rewrite::Intersection(children) => {
+                let mut sets = children.iter().map(|c| self.reach(type_name, relation, c)).collect::<Vec<_>>().into_iter();
+                if let Some(first) = sets.next() {
+                    found = sets.fold(first, |all, next| all.intersection(&next).cloned().collect());
+                }
+            }
+            Rewrite::Exclusion { base, .. } => found = self.reach(type_name, relation, base),
+        }
+        found
+    }
 }
 
 /// The subjects of the filter's kind related to `object` by `relation`: for a type
