@@ -1005,6 +1005,165 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
+-- src/lib.rs:61
+-- requires:
+--   cache
+
+-- authz_ext: relationships (docs/guide.md, Relationships) — OpenFGA models and the tuples
+-- they are evaluated over. The functions of sql/api.sql check their input against the
+-- model (src/pg/relationships.rs) and call the internal functions below, which write and
+-- audit. Checks read the tables by their indexes, under the latest snapshot.
+
+-- Models: immutable, one row per authz_model_write; the highest id is the current one.
+CREATE SEQUENCE authz.relation_models_id_seq;
+CREATE TABLE authz.relation_models (
+    id         bigint PRIMARY KEY
+               DEFAULT pg_catalog.nextval('authz.relation_models_id_seq'::pg_catalog.regclass),
+    dsl        text NOT NULL,
+    created_by text,
+    created_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+ALTER SEQUENCE authz.relation_models_id_seq OWNED BY authz.relation_models.id;
+COMMENT ON TABLE authz.relation_models IS
+    'Relationship models in OpenFGA''s DSL (schema 1.1), as written by authz_model_write; the highest id is current.';
+
+-- Tuples: object (type:id) relation subject, where the subject is an object
+-- (subject_relation ''), every object of a type (subject_id '*') or a userset
+-- (type:id#subject_relation). The primary key serves object -> subjects (a check walks
+-- it); relation_tuples_subject serves subject -> objects.
+CREATE TABLE authz.relation_tuples (
+    object_type      text COLLATE "C" NOT NULL,
+    object_id        text COLLATE "C" NOT NULL,
+    relation         text COLLATE "C" NOT NULL,
+    subject_type     text COLLATE "C" NOT NULL,
+    subject_id       text COLLATE "C" NOT NULL,
+    subject_relation text COLLATE "C" NOT NULL DEFAULT '',
+    condition        text,
+    context          jsonb,
+    expires_at       timestamptz,
+    created_by       text,
+    created_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    CONSTRAINT relation_tuples_pkey
+        PRIMARY KEY (object_type, object_id, relation, subject_type, subject_id, subject_relation)
+);
+CREATE INDEX relation_tuples_subject
+    ON authz.relation_tuples (subject_type, subject_id, subject_relation, object_type, relation);
+COMMENT ON TABLE authz.relation_tuples IS
+    'Relationship tuples: object (object_type:object_id) is related by relation to the subject subject_type:subject_id (''*'': every one of the type), or to the userset subject_type:subject_id#subject_relation.';
+
+SELECT pg_catalog.pg_extension_config_dump('authz.relation_models', '');
+SELECT pg_catalog.pg_extension_config_dump('authz.relation_models_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('authz.relation_tuples', '');
+
+CREATE FUNCTION authz.model_write(p_dsl text, p_actor text, p_db_role text)
+RETURNS bigint LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_id bigint;
+BEGIN
+    INSERT INTO authz.relation_models (dsl, created_by) VALUES (p_dsl, p_actor) RETURNING id INTO v_id;
+    PERFORM authz.write_audit('authz_model_write', jsonb_build_object('model_id', v_id::text), NULL,
+                              jsonb_build_object('bytes', octet_length(p_dsl)), p_actor, p_db_role);
+    RETURN v_id;
+END;
+$$;
+
+-- The audit target of a tuple: {"object", "relation", "user"} as OpenFGA writes them.
+CREATE FUNCTION authz.tuple_target(p_object_type text, p_object_id text, p_relation text,
+                                   p_subject_type text, p_subject_id text, p_subject_relation text)
+RETURNS jsonb LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT jsonb_build_object('object', p_object_type || ':' || p_object_id, 'relation', p_relation,
+                              'user', p_subject_type || ':' || p_subject_id
+                                      || CASE WHEN p_subject_relation = '' THEN '' ELSE '#' || p_subject_relation END);
+$$;
+
+-- Deletes, then writes (upserts) tuples, each audited, all or nothing; returns how many
+-- tuples were added or removed. The caller (src/pg/relationships.rs) has checked every
+-- tuple against the model and that none appears twice. Elements are flat objects with the
+-- table's columns; writes also carry n (their position) and condition, context, expires_at.
+CREATE FUNCTION authz.tuples_change(p_writes jsonb, p_deletes jsonb, p_actor text, p_db_role text)
+RETURNS bigint LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_trace text := nullif(current_setting('authz.trace_id', true), '');
+    v_earliest timestamptz;
+    v_old jsonb;
+    v_deleted bigint;
+    v_inserted bigint;
+BEGIN
+    SELECT min(expires_at) INTO v_earliest FROM jsonb_to_recordset(p_writes) AS w(expires_at timestamptz);
+    PERFORM authz.require_future(v_earliest);
+
+    WITH gone AS (
+        DELETE FROM authz.relation_tuples t
+        USING jsonb_to_recordset(p_deletes) AS d(object_type text, object_id text, relation text,
+                                                  subject_type text, subject_id text, subject_relation text)
+        WHERE t.object_type = d.object_type AND t.object_id = d.object_id AND t.relation = d.relation
+          AND t.subject_type = d.subject_type AND t.subject_id = d.subject_id
+          AND t.subject_relation = d.subject_relation
+        RETURNING t.*
+    ), audited AS (
+        INSERT INTO authz.audit_log (actor, db_role, action, target, old_value, new_value, trace_id)
+        SELECT p_actor, p_db_role, 'authz_tuple_delete',
+               authz.tuple_target(g.object_type, g.object_id, g.relation, g.subject_type, g.subject_id, g.subject_relation),
+               to_jsonb(g), NULL, v_trace
+        FROM gone g
+        RETURNING 1
+    )
+    SELECT count(*) INTO v_deleted FROM audited;
+
+    -- The rows writes replace, locked (so that their audited old values are the ones
+    -- replaced), by the writes' positions.
+    SELECT jsonb_object_agg(n, old) INTO v_old FROM (
+        SELECT w.n, to_jsonb(t) AS old
+        FROM jsonb_to_recordset(p_writes) AS w(n int, object_type text, object_id text, relation text,
+                                               subject_type text, subject_id text, subject_relation text)
+        JOIN authz.relation_tuples t
+          ON t.object_type = w.object_type AND t.object_id = w.object_id AND t.relation = w.relation
+         AND t.subject_type = w.subject_type AND t.subject_id = w.subject_id
+         AND t.subject_relation = w.subject_relation
+        FOR UPDATE OF t
+    ) locked;
+
+    WITH w AS (
+        SELECT * FROM jsonb_to_recordset(p_writes)
+            AS w(n int, object_type text, object_id text, relation text, subject_type text,
+                 subject_id text, subject_relation text, condition text, context jsonb,
+                 expires_at timestamptz)
+    ), written AS (
+        INSERT INTO authz.relation_tuples AS t
+            (object_type, object_id, relation, subject_type, subject_id, subject_relation,
+             condition, context, expires_at, created_by)
+        SELECT object_type, object_id, relation, subject_type, subject_id, subject_relation,
+               condition, context, expires_at, p_actor
+        FROM w
+        ON CONFLICT ON CONSTRAINT relation_tuples_pkey DO UPDATE
+            SET condition = excluded.condition, context = excluded.context, expires_at = excluded.expires_at
+        RETURNING t.*, t.xmax = 0 AS inserted
+    ), audited AS (
+        INSERT INTO authz.audit_log (actor, db_role, action, target, old_value, new_value, trace_id)
+        SELECT p_actor, p_db_role, 'authz_tuple_write',
+               authz.tuple_target(r.object_type, r.object_id, r.relation, r.subject_type, r.subject_id, r.subject_relation),
+               v_old -> w.n::text, to_jsonb(r) - 'inserted', v_trace
+        FROM written r
+        JOIN w ON w.object_type = r.object_type AND w.object_id = r.object_id AND w.relation = r.relation
+              AND w.subject_type = r.subject_type AND w.subject_id = r.subject_id
+              AND w.subject_relation = r.subject_relation
+        RETURNING 1
+    )
+    -- (audited runs whether read or not, as every data-modifying WITH does.)
+    SELECT count(*) FILTER (WHERE inserted) INTO v_inserted FROM written;
+
+    RETURN v_deleted + v_inserted;
+END;
+$$;
+/* </end connected objects> */
+
+/* <begin connected objects> */
 -- src/pg/keys.rs:21
 -- authz_ext::pg::keys::api_key_create
 -- Skipped due to `#[pgrx(sql = false)]`
@@ -1095,8 +1254,32 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
+-- src/pg/relationships.rs:353
+-- authz_ext::pg::relationships::authz_list_objects
+-- Skipped due to `#[pgrx(sql = false)]`
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/pg/relationships.rs:372
+-- authz_ext::pg::relationships::authz_list_users
+-- Skipped due to `#[pgrx(sql = false)]`
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/pg/relationships.rs:100
+-- authz_ext::pg::relationships::authz_model_write
+-- Skipped due to `#[pgrx(sql = false)]`
+/* </end connected objects> */
+
+/* <begin connected objects> */
 -- src/pg/checks.rs:446
 -- authz_ext::pg::checks::authz_noop_check
+-- Skipped due to `#[pgrx(sql = false)]`
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/pg/relationships.rs:333
+-- authz_ext::pg::relationships::authz_relation_check
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
@@ -1155,6 +1338,24 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
+-- src/pg/relationships.rs:206
+-- authz_ext::pg::relationships::authz_tuple_delete
+-- Skipped due to `#[pgrx(sql = false)]`
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/pg/relationships.rs:180
+-- authz_ext::pg::relationships::authz_tuple_write
+-- Skipped due to `#[pgrx(sql = false)]`
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/pg/relationships.rs:212
+-- authz_ext::pg::relationships::authz_tuple_write_bulk
+-- Skipped due to `#[pgrx(sql = false)]`
+/* </end connected objects> */
+
+/* <begin connected objects> */
 -- src/pg/admin.rs:145
 -- authz_ext::pg::admin::authz_user_permissions
 -- Skipped due to `#[pgrx(sql = false)]`
@@ -1173,7 +1374,7 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:61
+-- src/lib.rs:62
 -- finalize
 -- authz_ext: the public SQL interface (docs/reference.md) and its privileges. Runs last.
 --
@@ -1192,8 +1393,9 @@ $$;
 -- prefer text). Defaults sit on the first two only; the mixes are declared at each number
 -- of arguments instead. authz.declare() below writes them, and one C function serves all.
 --
--- PUBLIC may call the checks, api_key_validate, authz_authenticate, authz_current_user and
--- authz_can; everything that changes or lists, and authz_set_user, is for the extension
+-- PUBLIC may call the checks (authz_relation_check too), api_key_validate,
+-- authz_authenticate, authz_current_user and authz_can; everything that changes or lists
+-- (authz_list_objects and authz_list_users too), and authz_set_user, is for the extension
 -- owner and the roles it grants EXECUTE to.
 
 CREATE FUNCTION authz.declare(p_name text, p_params text, p_returns text, p_markings text,
@@ -1421,6 +1623,58 @@ SELECT authz.declare('authz_can', 'permission text, resource_id id DEFAULT NULL'
     'authz_check for the principal of the current transaction, and, when it authenticated with an API key, only if a scope of that (still valid) key covers the permission. False without a principal. No resource: the resource-type level.',
     'authz_can_fast');
 
+-- Relationships (OpenFGA models) ----------------------------------------------------------------
+
+CREATE FUNCTION @extschema@.authz_model_write(dsl text)
+RETURNS text LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'authz_model_write_wrapper';
+COMMENT ON FUNCTION @extschema@.authz_model_write(dsl text) IS
+    'Validates a relationship model in OpenFGA''s DSL (schema 1.1) and stores it as the current model; returns its id. Invalid models: 22023 with the reason.';
+
+CREATE FUNCTION @extschema@.authz_tuple_write(object text, relation text, subject text,
+                                              condition text DEFAULT NULL, context jsonb DEFAULT NULL,
+                                              expires_at timestamptz DEFAULT NULL)
+RETURNS boolean LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'authz_tuple_write_wrapper';
+COMMENT ON FUNCTION @extschema@.authz_tuple_write(text, text, text, text, jsonb, timestamptz) IS
+    'Writes the tuple object#relation@subject (subject: type:id, type:* or type:id#relation), which the current model must allow (22023, OpenFGA error 2027); an existing one gets the new condition, context and expiry. True if the tuple is new.';
+
+CREATE FUNCTION @extschema@.authz_tuple_delete(object text, relation text, subject text)
+RETURNS boolean LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'authz_tuple_delete_wrapper';
+COMMENT ON FUNCTION @extschema@.authz_tuple_delete(text, text, text) IS
+    'Deletes the tuple object#relation@subject; true if there was one.';
+
+CREATE FUNCTION @extschema@.authz_tuple_write_bulk(writes jsonb, deletes jsonb DEFAULT NULL)
+RETURNS bigint LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'authz_tuple_write_bulk_wrapper';
+COMMENT ON FUNCTION @extschema@.authz_tuple_write_bulk(jsonb, jsonb) IS
+    'Deletes and writes many tuples at once, all or nothing: JSON arrays of {"object", "relation", "user"} objects (writes may add "condition" and "expires_at"), each checked and audited as authz_tuple_write and authz_tuple_delete would. Returns how many tuples were added or removed.';
+
+CREATE FUNCTION @extschema@.authz_relation_check(subject text, relation text, object text,
+                                                 contextual_tuples jsonb DEFAULT NULL, context jsonb DEFAULT NULL,
+                                                 model_id text DEFAULT NULL)
+RETURNS boolean LANGUAGE c STABLE PARALLEL RESTRICTED
+AS 'MODULE_PATHNAME', 'authz_relation_check_wrapper';
+COMMENT ON FUNCTION @extschema@.authz_relation_check(text, text, text, jsonb, jsonb, text) IS
+    'Whether the subject is related to the object by the relation under the current model (or model_id), with OpenFGA''s semantics, counting the contextual tuples (a JSON array of {"object", "relation", "user"}) as stored ones. NULL subject, relation or object: false.';
+
+CREATE FUNCTION @extschema@.authz_list_objects(subject text, type text, relation text,
+                                               contextual_tuples jsonb DEFAULT NULL, context jsonb DEFAULT NULL,
+                                               model_id text DEFAULT NULL)
+RETURNS SETOF text LANGUAGE c STABLE PARALLEL RESTRICTED
+AS 'MODULE_PATHNAME', 'authz_list_objects_wrapper';
+COMMENT ON FUNCTION @extschema@.authz_list_objects(text, text, text, jsonb, jsonb, text) IS
+    'The objects (type:id) of the type that the subject is related to by the relation, as authz_relation_check would answer for each.';
+
+CREATE FUNCTION @extschema@.authz_list_users(object text, relation text, filters text[],
+                                             contextual_tuples jsonb DEFAULT NULL, context jsonb DEFAULT NULL,
+                                             model_id text DEFAULT NULL)
+RETURNS SETOF text LANGUAGE c STABLE PARALLEL RESTRICTED
+AS 'MODULE_PATHNAME', 'authz_list_users_wrapper';
+COMMENT ON FUNCTION @extschema@.authz_list_users(text, text, text[], jsonb, jsonb, text) IS
+    'The subjects related to the object by the relation, of the kinds the filters name (a type such as user: its objects and user:*; a userset such as group#member), as OpenFGA lists them.';
+
 -- Observability ----------------------------------------------------------------------------------
 
 CREATE FUNCTION @extschema@.authz_stats()
@@ -1479,7 +1733,9 @@ BEGIN
                             'authz_init_role_permissions', 'authz_role_permission_add',
                             'authz_role_permission_remove', 'authz_define_permission',
                             'authz_cleanup_expired', 'api_key_create', 'api_key_revoke',
-                            'api_key_list', 'api_key_get', 'authz_set_user', 'authz_grant_execute')
+                            'api_key_list', 'api_key_get', 'authz_set_user', 'authz_grant_execute',
+                            'authz_model_write', 'authz_tuple_write', 'authz_tuple_delete',
+                            'authz_tuple_write_bulk', 'authz_list_objects', 'authz_list_users')
     LOOP
         EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', v_function);
     END LOOP;

@@ -238,17 +238,14 @@ impl Stored {
     fn new() -> Self {
         Stored { reader: latest::Reader::new(), now: clock::now(), read: RefCell::default() }
     }
-}
 
-impl TupleSource for Stored {
-    fn tuples(&self, object: &Object, relation: &str) -> Vec<Tuple> {
-        let key = (object.clone(), relation.to_string());
-        if let Some(found) = self.read.borrow().get(&key) {
-            return found.clone();
-        }
-        let keys = [text_key(&object.type_name), text_key(&object.id), text_key(relation)];
+    /// The unexpired tuples on `object` for `relation` whose subject columns begin with
+    /// `subject` (type, id, relation: the primary key's order).
+    fn read_tuples(&self, object: &Object, relation: &str, subject: &[&str], limit: Option<usize>) -> Vec<Tuple> {
+        let mut keys = vec![text_key(&object.type_name), text_key(&object.id), text_key(relation)];
+        keys.extend(subject.iter().map(|s| text_key(s)));
         let columns = [c"subject_type", c"subject_id", c"subject_relation", c"condition", c"expires_at"];
-        let rows = self.reader.lookup((c"relation_tuples", c"relation_tuples_pkey"), &keys, &columns, None, |v| {
+        let rows = self.reader.lookup((c"relation_tuples", c"relation_tuples_pkey"), &keys, &columns, limit, |v| {
             let expired = value::<TimestampWithTimeZone>(v[4]).is_some_and(|t| i64::from(t) <= self.now);
             let (subject_type, subject_id, subject_relation) =
                 (value::<String>(v[0]).unwrap_or_default(), value::<String>(v[1]).unwrap_or_default(), value::<String>(v[2]).unwrap_or_default());
@@ -259,9 +256,28 @@ impl TupleSource for Stored {
             };
             (!expired).then(|| Tuple { object: object.clone(), relation: relation.to_string(), subject, condition: value(v[3]) })
         });
-        let found: Vec<Tuple> = rows.into_iter().flatten().collect();
+        rows.into_iter().flatten().collect()
+    }
+}
+
+impl TupleSource for Stored {
+    fn tuples(&self, object: &Object, relation: &str) -> Vec<Tuple> {
+        let key = (object.clone(), relation.to_string());
+        if let Some(found) = self.read.borrow().get(&key) {
+            return found.clone();
+        }
+        let found = self.read_tuples(object, relation, &[], None);
         self.read.borrow_mut().insert(key, found.clone());
         found
+    }
+
+    fn tuple_with_subject(&self, object: &Object, relation: &str, subject: &Subject) -> Option<Tuple> {
+        let (subject_type, subject_id, subject_relation) = subject_columns(subject);
+        self.read_tuples(object, relation, &[subject_type, subject_id, subject_relation], Some(1)).pop()
+    }
+
+    fn tuples_with_subject_type(&self, object: &Object, relation: &str, subject_type: &str) -> Vec<Tuple> {
+        self.read_tuples(object, relation, &[subject_type], None)
     }
 
     fn objects(&self, subject: &Subject, type_name: &str, relation: &str) -> Vec<String> {

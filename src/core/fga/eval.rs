@@ -56,6 +56,14 @@ type Result<T> = std::result::Result<T, EvalError>;
 pub trait TupleSource {
     /// The tuples on `object` for `relation`, whatever their subject.
     fn tuples(&self, object: &Object, relation: &str) -> Vec<Tuple>;
+    /// The tuple on `object` for `relation` with exactly this subject, if there is one.
+    fn tuple_with_subject(&self, object: &Object, relation: &str, subject: &Subject) -> Option<Tuple> {
+        self.tuples(object, relation).into_iter().find(|t| &t.subject == subject)
+    }
+    /// The tuples on `object` for `relation` whose subject is of `subject_type`.
+    fn tuples_with_subject_type(&self, object: &Object, relation: &str, subject_type: &str) -> Vec<Tuple> {
+        self.tuples(object, relation).into_iter().filter(|t| t.subject.type_name() == subject_type).collect()
+    }
     /// The ids of the objects of `type_name` with a tuple for `relation` whose subject is
     /// exactly `subject` (the subject side: list_objects walks it).
     fn objects(&self, subject: &Subject, type_name: &str, relation: &str) -> Vec<String>;
@@ -101,6 +109,16 @@ impl TupleSource for Both<'_> {
     fn tuples(&self, object: &Object, relation: &str) -> Vec<Tuple> {
         let mut all = self.0.tuples(object, relation);
         all.extend(self.1.tuples(object, relation));
+        all
+    }
+
+    fn tuple_with_subject(&self, object: &Object, relation: &str, subject: &Subject) -> Option<Tuple> {
+        self.0.tuple_with_subject(object, relation, subject).or_else(|| self.1.tuple_with_subject(object, relation, subject))
+    }
+
+    fn tuples_with_subject_type(&self, object: &Object, relation: &str, subject_type: &str) -> Vec<Tuple> {
+        let mut all = self.0.tuples_with_subject_type(object, relation, subject_type);
+        all.extend(self.1.tuples_with_subject_type(object, relation, subject_type));
         all
     }
 
@@ -235,10 +253,34 @@ impl Checker<'_> {
 
     fn rewrite(&mut self, object: &Object, relation: &str, rewrite: &Rewrite, depth: u32) -> Result<Membership> {
         match rewrite {
-            Rewrite::Direct(_) => {
-                let tuples = self.tuples.tuples(object, relation);
-                let usable = tuples.iter().filter(|t| allowed(rewrite, t) && t.condition.is_none());
-                let ways: Vec<_> = usable.map(|t| self.tuple(t, depth)).collect();
+            Rewrite::Direct(restrictions) => {
+                // Only tuples that can relate the subject are read: the one naming it, the
+                // wildcard of its type (each a single probe), and the usersets of the types
+                // the restrictions allow (each a range); others would answer No.
+                let mut found = Vec::new();
+                let mut probes = vec![self.subject.clone()];
+                if let Subject::Object(o) = self.subject {
+                    probes.push(Subject::Wildcard(o.type_name.clone()));
+                }
+                found.extend(probes.iter().filter_map(|p| self.tuples.tuple_with_subject(object, relation, p)));
+                let userset_types: BTreeSet<&str> = restrictions
+                    .iter()
+                    .filter(|r| matches!(r.kind, RestrictionKind::Userset(_)))
+                    .map(|r| r.type_name.as_str())
+                    .collect();
+                for t in userset_types {
+                    let usersets = self.tuples.tuples_with_subject_type(object, relation, t);
+                    found.extend(usersets.into_iter().filter(|t| matches!(t.subject, Subject::Userset(..))));
+                }
+                let mut ways = Vec::new();
+                for t in found.iter().filter(|t| allowed(rewrite, t) && t.condition.is_none()) {
+                    let way = self.tuple(t, depth);
+                    let explicit = matches!(way, Ok(Membership::Explicit));
+                    ways.push(way);
+                    if explicit {
+                        break;
+                    }
+                }
                 any(ways)
             }
             Rewrite::Computed(r) => self.relation(object, r, depth + 1),
