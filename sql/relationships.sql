@@ -69,10 +69,21 @@ AS $$
                                       || CASE WHEN p_subject_relation = '' THEN '' ELSE '#' || p_subject_relation END);
 $$;
 
+-- A write's expiry: the text given in a bulk write (read in the session's settings, as any
+-- timestamptz input), or authz_tuple_write's timestamptz as microseconds since 2000-01-01
+-- UTC (PostgreSQL's own count, so no text round trip can shift it).
+CREATE FUNCTION authz.tuple_expiry(p_text timestamptz, p_microseconds bigint)
+RETURNS timestamptz LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce(p_text, timestamptz '2000-01-01 00:00:00+00' + p_microseconds * interval '1 microsecond');
+$$;
+
 -- Deletes, then writes (upserts) tuples, each audited, all or nothing; returns how many
 -- tuples were added or removed. The caller (src/pg/relationships.rs) has checked every
 -- tuple against the model and that none appears twice. Elements are flat objects with the
--- table's columns; writes also carry n (their position) and condition, context, expires_at.
+-- table's columns; writes also carry n (their position), condition, context, and expires_at
+-- or expires_at_us.
 CREATE FUNCTION authz.tuples_change(p_writes jsonb, p_deletes jsonb, p_actor text, p_db_role text)
 RETURNS bigint LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -84,8 +95,12 @@ DECLARE
     v_deleted bigint;
     v_inserted bigint;
 BEGIN
-    SELECT min(expires_at) INTO v_earliest FROM jsonb_to_recordset(p_writes) AS w(expires_at timestamptz);
+    SELECT min(authz.tuple_expiry(expires_at, expires_at_us)) INTO v_earliest
+    FROM jsonb_to_recordset(p_writes) AS w(expires_at timestamptz, expires_at_us bigint);
     PERFORM authz.require_future(v_earliest);
+    -- One tuple writer at a time, to the end of the transaction: the audited old values are
+    -- exact, and two writers of the same tuples in different orders cannot deadlock.
+    LOCK TABLE authz.relation_tuples IN SHARE ROW EXCLUSIVE MODE;
 
     WITH gone AS (
         DELETE FROM authz.relation_tuples t
@@ -105,8 +120,7 @@ BEGIN
     )
     SELECT count(*) INTO v_deleted FROM audited;
 
-    -- The rows writes replace, locked (so that their audited old values are the ones
-    -- replaced), by the writes' positions.
+    -- The rows writes replace, by the writes' positions.
     SELECT jsonb_object_agg(n, old) INTO v_old FROM (
         SELECT w.n, to_jsonb(t) AS old
         FROM jsonb_to_recordset(p_writes) AS w(n int, object_type text, object_id text, relation text,
@@ -115,20 +129,19 @@ BEGIN
           ON t.object_type = w.object_type AND t.object_id = w.object_id AND t.relation = w.relation
          AND t.subject_type = w.subject_type AND t.subject_id = w.subject_id
          AND t.subject_relation = w.subject_relation
-        FOR UPDATE OF t
-    ) locked;
+    ) replaced;
 
     WITH w AS (
         SELECT * FROM jsonb_to_recordset(p_writes)
             AS w(n int, object_type text, object_id text, relation text, subject_type text,
                  subject_id text, subject_relation text, condition text, context jsonb,
-                 expires_at timestamptz)
+                 expires_at timestamptz, expires_at_us bigint)
     ), written AS (
         INSERT INTO authz.relation_tuples AS t
             (object_type, object_id, relation, subject_type, subject_id, subject_relation,
              condition, context, expires_at, created_by)
         SELECT object_type, object_id, relation, subject_type, subject_id, subject_relation,
-               condition, context, expires_at, p_actor
+               condition, context, authz.tuple_expiry(expires_at, expires_at_us), p_actor
         FROM w
         ON CONFLICT ON CONSTRAINT relation_tuples_pkey DO UPDATE
             SET condition = excluded.condition, context = excluded.context, expires_at = excluded.expires_at

@@ -133,8 +133,9 @@ fn row(tuple: &Tuple) -> serde_json::Map<String, Value> {
 }
 
 /// Writes and deletes, all or nothing: each write allowed by the current model, no tuple
-/// twice. How many tuples were added or removed.
-fn change(writes: &[TupleInput], deletes: &[Tuple], what: impl Fn(bool, usize) -> String) -> i64 {
+/// twice. `expires_at_us`: the expiry of every write, as PostgreSQL's microseconds (where
+/// it is a timestamptz, not text). How many tuples were added or removed.
+fn change(writes: &[TupleInput], deletes: &[Tuple], expires_at_us: Option<i64>, what: impl Fn(bool, usize) -> String) -> i64 {
     let mut seen = HashSet::new();
     let all = writes.iter().map(|w| &w.tuple).enumerate().map(|(i, t)| (true, i, t));
     for (write, i, tuple) in all.chain(deletes.iter().enumerate().map(|(i, t)| (false, i, t))) {
@@ -152,6 +153,7 @@ fn change(writes: &[TupleInput], deletes: &[Tuple], what: impl Fn(bool, usize) -
             r.insert("condition".into(), json!(w.tuple.condition));
             r.insert("context".into(), w.context.clone().map_or(Value::Null, Value::Object));
             r.insert("expires_at".into(), json!(w.expires_at));
+            r.insert("expires_at_us".into(), json!(expires_at_us));
             rows.push(Value::Object(r));
         }
     }
@@ -199,14 +201,14 @@ fn authz_tuple_write(
         Some(_) => raise(invalid("context must be a JSON object".into(), VALIDATION_ERROR)),
     };
     let name = format!("tuple {}", tuple_text(&tuple));
-    let write = TupleInput { tuple, context, expires_at: expires_at.map(|t| t.to_string()) };
-    change(&[write], &[], |_, _| name.clone()) == 1
+    let write = TupleInput { tuple, context, expires_at: None };
+    change(&[write], &[], expires_at.map(i64::from), |_, _| name.clone()) == 1
 }
 
 #[pg_extern(sql = false)]
 fn authz_tuple_delete(object: Option<&str>, relation: Option<&str>, subject: Option<&str>) -> bool {
     let tuple = tuple_arg(object, relation, subject);
-    change(&[], &[tuple], |_, _| String::new()) == 1
+    change(&[], &[tuple], None, |_, _| String::new()) == 1
 }
 
 #[pg_extern(sql = false)]
@@ -217,7 +219,7 @@ fn authz_tuple_write_bulk(writes: Option<JsonB>, deletes: Option<JsonB>) -> i64 
     };
     let writes = list(writes, "writes", Shape::Write);
     let deletes: Vec<Tuple> = list(deletes, "deletes", Shape::Delete).into_iter().map(|d| d.tuple).collect();
-    change(&writes, &deletes, |write, i| format!("{} element {}", if write { "writes" } else { "deletes" }, i + 1))
+    change(&writes, &deletes, None, |write, i| format!("{} element {}", if write { "writes" } else { "deletes" }, i + 1))
 }
 
 // Queries ------------------------------------------------------------------------------------

@@ -77,12 +77,16 @@ pub fn parse(text: &str) -> Result<Model> {
                     return error(n, "\"define\" belongs under a type's \"relations\"");
                 }
                 // Brackets and parentheses may carry a definition over several lines.
+                // (Counted line by line: recounting the whole would make a long unclosed
+                // definition quadratic.)
                 let mut definition = rest.to_string();
-                while depth(&definition) > 0 {
+                let mut open = depth(&definition);
+                while open > 0 {
                     match next(&mut at) {
                         Some((_, more)) => {
                             definition.push(' ');
                             definition.push_str(&more);
+                            open += depth(&more);
                         }
                         None => return error(n, "unclosed bracket or parenthesis"),
                     }
@@ -93,13 +97,17 @@ pub fn parse(text: &str) -> Result<Model> {
             "condition" => {
                 relations_open = false;
                 // The header and body run to the brace that closes the body.
+                // (Looked for again only after a line with a brace: every line would make a
+                // long unclosed block quadratic.)
                 let mut block = rest.to_string();
-                while !block_closed(&block) {
+                let mut closed = block_closed(&block);
+                while !closed {
                     match lines.get(at) {
                         Some((_, more)) => {
                             block.push('\n');
                             block.push_str(more);
                             at += 1;
+                            closed = more.contains('}') && block_closed(&block);
                         }
                         None => return error(n, "the condition's body is not closed with \"}\""),
                     }
@@ -245,7 +253,7 @@ fn parse_define(text: &str) -> std::result::Result<Relation, String> {
         return Err(format!("\"{}\" is not a valid relation name", shorten(name)));
     }
     let tokens = tokens(definition)?;
-    let mut parser = Parser { tokens: &tokens, at: 0 };
+    let mut parser = Parser { tokens: &tokens, at: 0, nesting: 0 };
     let rewrite = parser.definition(true)?;
     match parser.peek() {
         None => Ok(Relation { name: name.to_string(), rewrite }),
@@ -253,9 +261,14 @@ fn parse_define(text: &str) -> std::result::Result<Relation, String> {
     }
 }
 
+/// Deepest nesting of parentheses accepted: the parser, and everything that walks the
+/// definition, recurse once per level.
+const MAX_NESTING: usize = 32;
+
 struct Parser<'t, 'a> {
     tokens: &'t [Token<'a>],
     at: usize,
+    nesting: usize,
 }
 
 impl<'a> Parser<'_, 'a> {
@@ -319,7 +332,12 @@ impl<'a> Parser<'_, 'a> {
             Some(Token::LBracket) if direct_allowed => self.restrictions(),
             Some(Token::LBracket) => Err("type restrictions ([...]) may only come first".to_string()),
             Some(Token::LParen) => {
+                if self.nesting == MAX_NESTING {
+                    return Err(format!("parentheses nested deeper than {MAX_NESTING}"));
+                }
+                self.nesting += 1;
                 let inner = self.definition(direct_allowed)?;
+                self.nesting -= 1;
                 self.expect(Token::RParen)?;
                 Ok(inner)
             }
@@ -590,6 +608,15 @@ mod tests {
             let e = model(text).unwrap_err();
             assert!(e.message.contains(expected), "{text:?}: {e}");
         }
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        let deep = format!("{}[user]{}", "(".repeat(100_000), ")".repeat(100_000));
+        let err = rewrite(&deep).unwrap_err();
+        assert!(err.contains("nested deeper than 32"), "{err}");
+        let fine = format!("{}[user]{}", "(".repeat(32), ")".repeat(32));
+        assert!(rewrite(&fine).is_ok());
     }
 
     #[test]
