@@ -8,7 +8,7 @@ from conftest import connect
 # What PUBLIC may execute; every other function of the extension is refused.
 PUBLIC_FUNCTIONS = {
     "api_key_validate", "authz_authenticate", "authz_can", "authz_check",
-    "authz_current_user", "authz_explain", "authz_require", "authz_stats",
+    "authz_current_user", "authz_explain", "authz_relation_check", "authz_require", "authz_stats",
 }
 # The functions docs/guide.md ("Privileges, and delegating administration") grants to an admin role.
 ADMIN_GRANTS = """
@@ -23,6 +23,9 @@ def owner(sessions):
     conn = sessions(autocommit=True)
     conn.execute("SELECT authz_set_role('lp_alice', 'viewer')")
     conn.execute("SELECT authz_grant('lp_alice', 'document:update', 7)")
+    conn.execute("SELECT authz_model_write('model\n  schema 1.1\ntype user\ntype document\n  relations\n"
+                 "    define viewer: [user]\n')")
+    conn.execute("SELECT authz_tuple_write('document:7', 'viewer', 'user:lp_alice')")
     return conn
 
 
@@ -44,6 +47,8 @@ def test_public_functions_work_for_an_unprivileged_role(owner, ordinary_session)
         assert conn.execute("SELECT authz_can('document:update', 7::bigint)").fetchone()[0] is True
         assert conn.execute("SELECT authz_can('document:update', 8::bigint)").fetchone()[0] is False
         conn.execute("SELECT authz_require('lp_alice'::text, 'document:update', 7::bigint)")
+    assert conn.execute("SELECT authz_relation_check('user:lp_alice', 'viewer', 'document:7')").fetchone()[0] is True
+    assert conn.execute("SELECT authz_relation_check('user:lp_bob', 'viewer', 'document:7')").fetchone()[0] is False
 
 
 def test_every_table_and_every_other_function_is_refused(owner, ordinary_session):
