@@ -1267,19 +1267,19 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/relationships.rs:355
+-- src/pg/relationships.rs:382
 -- authz_ext::pg::relationships::authz_list_objects
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/relationships.rs:374
+-- src/pg/relationships.rs:396
 -- authz_ext::pg::relationships::authz_list_users
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/relationships.rs:100
+-- src/pg/relationships.rs:91
 -- authz_ext::pg::relationships::authz_model_write
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
@@ -1291,7 +1291,7 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/relationships.rs:335
+-- src/pg/relationships.rs:367
 -- authz_ext::pg::relationships::authz_relation_check
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
@@ -1351,19 +1351,19 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/relationships.rs:208
+-- src/pg/relationships.rs:191
 -- authz_ext::pg::relationships::authz_tuple_delete
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/relationships.rs:182
+-- src/pg/relationships.rs:173
 -- authz_ext::pg::relationships::authz_tuple_write
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/relationships.rs:214
+-- src/pg/relationships.rs:197
 -- authz_ext::pg::relationships::authz_tuple_write_bulk
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */

@@ -19,6 +19,7 @@ use pgrx::pg_sys::{self, Datum, Oid};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::CStr;
+use std::rc::Rc;
 
 /// A fixed query and its parameter types; prepared once per backend.
 pub struct Statement {
@@ -157,26 +158,91 @@ impl Reader {
     /// call only.
     pub fn lookup<R>(
         &self,
-        (table, index): (&'static CStr, &'static CStr),
+        relations: (&'static CStr, &'static CStr),
         keys: &[IndexKey],
         columns: &[&'static CStr],
         limit: Option<usize>,
+        read: impl FnMut(&[Option<Datum>]) -> R,
+    ) -> Vec<R> {
+        self.scan(relations, keys, columns, limit, pg_sys::ScanDirection::ForwardScanDirection, read)
+    }
+
+    /// The last row of `authz.<table>` in the order of `authz.<index>`, as `lookup` reads one.
+    pub fn last<R>(
+        &self,
+        relations: (&'static CStr, &'static CStr),
+        columns: &[&'static CStr],
+        read: impl FnMut(&[Option<Datum>]) -> R,
+    ) -> Option<R> {
+        self.scan(relations, &[], columns, Some(1), pg_sys::ScanDirection::BackwardScanDirection, read).pop()
+    }
+
+    fn scan<R>(
+        &self,
+        relations: (&'static CStr, &'static CStr),
+        keys: &[IndexKey],
+        columns: &[&'static CStr],
+        limit: Option<usize>,
+        direction: pg_sys::ScanDirection::Type,
+        read: impl FnMut(&[Option<Datum>]) -> R,
+    ) -> Vec<R> {
+        // SAFETY: the scan is closed below, before this Reader's snapshot can go.
+        let mut scan = unsafe { IndexScan::open(self.snapshot, relations, keys.len(), columns) };
+        scan.fetch(keys, limit, direction, read)
+    }
+
+    /// An index scan kept open for many lookups with `nkeys` keys (IndexScan::fetch):
+    /// opening relations and a scan costs more than a lookup.
+    pub fn open(self: &Rc<Self>, relations: (&'static CStr, &'static CStr), nkeys: usize, columns: &[&'static CStr]) -> OpenScan {
+        // SAFETY: OpenScan holds the Reader, and so its snapshot, until the scan is closed.
+        OpenScan { scan: unsafe { IndexScan::open(self.snapshot, relations, nkeys, columns) }, _reader: self.clone() }
+    }
+}
+
+/// An open scan of an authz table through one of its indexes (the open/scan/close sequence
+/// of systable_beginscan); closed when dropped. Relations and buffer pins belong to the
+/// resource owner, so an ERROR in between releases them.
+struct IndexScan {
+    heap: pg_sys::Relation,
+    index: pg_sys::Relation,
+    scan: pg_sys::IndexScanDesc,
+    slot: *mut pg_sys::TupleTableSlot,
+    attnums: Vec<i32>,
+    nkeys: usize,
+}
+
+impl IndexScan {
+    /// # Safety
+    /// `snapshot` must stay registered until the scan is dropped.
+    unsafe fn open(snapshot: pg_sys::Snapshot, (table, index): (&'static CStr, &'static CStr), nkeys: usize, columns: &[&'static CStr]) -> Self {
+        let heap = pg_sys::table_open(relation_oid(table), pg_sys::AccessShareLock as i32);
+        let index_rel = pg_sys::index_open(relation_oid(index), pg_sys::AccessShareLock as i32);
+        let attnums = columns.iter().map(|c| attnum((*heap).rd_id, table, c)).collect();
+        let scan = begin_index_scan(heap, index_rel, snapshot, nkeys as i32);
+        let slot = pg_sys::table_slot_create(heap, std::ptr::null_mut());
+        IndexScan { heap, index: index_rel, scan, slot, attnums, nkeys }
+    }
+
+    /// The rows `keys` (equalities on the index's leading columns, as many as the scan was
+    /// opened for) find, at most `limit`, each read as `Reader::lookup` reads them.
+    fn fetch<R>(
+        &mut self,
+        keys: &[IndexKey],
+        limit: Option<usize>,
+        direction: pg_sys::ScanDirection::Type,
         mut read: impl FnMut(&[Option<Datum>]) -> R,
     ) -> Vec<R> {
-        // SAFETY: the open/scan/close sequence of systable_beginscan; relations and buffer
-        // pins are owned by the resource owner, so an ERROR in between releases them.
+        assert_eq!(keys.len(), self.nkeys, "a scan is rescanned with the number of keys it was opened for");
+        // SAFETY: the relations, scan and slot are open (open); rescanning is how an index
+        // scan takes new keys.
         unsafe {
-            let heap = pg_sys::table_open(relation_oid(table), pg_sys::AccessShareLock as i32);
-            let index_rel = pg_sys::index_open(relation_oid(index), pg_sys::AccessShareLock as i32);
-            let heap_oid = (*heap).rd_id;
-            let attnums: Vec<i32> = columns.iter().map(|c| attnum(heap_oid, table, c)).collect();
             let mut scan_keys: Vec<pg_sys::ScanKeyData> = keys
                 .iter()
                 .enumerate()
                 .map(|(i, key)| {
                     let mut scan_key: pg_sys::ScanKeyData = std::mem::zeroed();
                     // The index's own collation: text indexes are ordered by it.
-                    let collation = *(*index_rel).rd_indcollation.add(i);
+                    let collation = *(*self.index).rd_indcollation.add(i);
                     pg_sys::ScanKeyEntryInitialize(
                         &mut scan_key,
                         0,
@@ -190,29 +256,47 @@ impl Reader {
                     scan_key
                 })
                 .collect();
-            let scan = begin_index_scan(heap, index_rel, self.snapshot, keys.len() as i32);
-            pg_sys::index_rescan(scan, scan_keys.as_mut_ptr(), keys.len() as i32, std::ptr::null_mut(), 0);
-            let slot = pg_sys::table_slot_create(heap, std::ptr::null_mut());
+            pg_sys::index_rescan(self.scan, scan_keys.as_mut_ptr(), keys.len() as i32, std::ptr::null_mut(), 0);
             let mut found = Vec::new();
-            let mut values = Vec::with_capacity(attnums.len());
-            while limit.is_none_or(|l| found.len() < l)
-                && pg_sys::index_getnext_slot(scan, pg_sys::ScanDirection::ForwardScanDirection, slot)
-            {
+            let mut values = Vec::with_capacity(self.attnums.len());
+            while limit.is_none_or(|l| found.len() < l) && pg_sys::index_getnext_slot(self.scan, direction, self.slot) {
                 values.clear();
-                for &attnum in &attnums {
+                for &attnum in &self.attnums {
                     let mut is_null = false;
-                    let datum = pg_sys::slot_getattr(slot, attnum, &mut is_null);
+                    let datum = pg_sys::slot_getattr(self.slot, attnum, &mut is_null);
                     values.push((!is_null).then_some(datum));
                 }
                 found.push(read(&values));
             }
-            pg_sys::ExecDropSingleTupleTableSlot(slot);
-            pg_sys::index_endscan(scan);
-            // Locks are kept to the end of the transaction, as the executor does.
-            pg_sys::index_close(index_rel, pg_sys::NoLock as i32);
-            pg_sys::table_close(heap, pg_sys::NoLock as i32);
             found
         }
+    }
+}
+
+impl Drop for IndexScan {
+    fn drop(&mut self) {
+        // SAFETY: opened in open(); locks are kept to the end of the transaction, as the
+        // executor does.
+        unsafe {
+            pg_sys::ExecDropSingleTupleTableSlot(self.slot);
+            pg_sys::index_endscan(self.scan);
+            pg_sys::index_close(self.index, pg_sys::NoLock as i32);
+            pg_sys::table_close(self.heap, pg_sys::NoLock as i32);
+        }
+    }
+}
+
+/// An index scan kept open for many lookups (Reader::open), with the Reader whose snapshot
+/// it reads under.
+pub struct OpenScan {
+    scan: IndexScan,
+    _reader: Rc<Reader>,
+}
+
+impl OpenScan {
+    /// As `Reader::lookup`, with the keys this scan was opened for.
+    pub fn lookup<R>(&mut self, keys: &[IndexKey], limit: Option<usize>, read: impl FnMut(&[Option<Datum>]) -> R) -> Vec<R> {
+        self.scan.fetch(keys, limit, pg_sys::ScanDirection::ForwardScanDirection, read)
     }
 }
 

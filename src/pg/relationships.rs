@@ -6,9 +6,9 @@
 //! written and audited by `authz.model_write` / `authz.tuples_change`.
 
 use super::admin::call;
+use super::args::Args;
 use super::clock;
-use super::latest::{self, value, IndexKey, Statement};
-use super::owner::as_owner;
+use super::latest::{self, value, IndexKey};
 use super::report::{raise, OrRaise};
 use crate::core::error::Error;
 use crate::core::fga::eval::{self, Both, TupleList, TupleSource};
@@ -40,41 +40,32 @@ fn invalid(message: String, code: u32) -> Error {
 
 // Models ----------------------------------------------------------------------------------
 
-static LATEST_MODEL: Statement = Statement {
-    sql: c"SELECT id, dsl FROM authz.relation_models ORDER BY id DESC LIMIT 1",
-    arg_types: &[],
-};
-
-static MODEL_BY_ID: Statement = Statement {
-    sql: c"SELECT id, dsl FROM authz.relation_models WHERE id OPERATOR(pg_catalog.=) $1",
-    arg_types: &[pg_sys::INT8OID],
-};
-
 thread_local! {
     /// Parsed models by id, with their text (a restore or a re-created extension may give
     /// an id another text). A handful: queries name the current model, rarely an old one.
     static PARSED: RefCell<HashMap<i64, (String, Rc<Model>)>> = RefCell::new(HashMap::new());
 }
 
-/// The model `model_id` names, else the current one (the latest written).
-fn model(model_id: Option<&str>) -> Rc<Model> {
+/// The model `model_id` names, else the current one (the latest written), read by `reader`.
+fn model(reader: &latest::Reader, model_id: Option<&str>) -> Rc<Model> {
+    let columns = [c"id", c"dsl"];
+    let row = |v: &[Option<pg_sys::Datum>]| (value::<i64>(v[0]), value::<String>(v[1]));
     let found = match model_id {
-        None => as_owner(|| latest::query(&LATEST_MODEL, &[], |row| (row.get::<i64>(1), row.get::<String>(2)))),
+        None => reader.last((c"relation_models", c"relation_models_pkey"), &columns, row),
         Some(text) => {
             let id = text.parse::<i64>().ok().filter(|id| *id > 0);
-            let rows = id.map_or_else(Vec::new, |id| {
-                as_owner(|| latest::query(&MODEL_BY_ID, &[id.into_datum()], |row| (row.get::<i64>(1), row.get::<String>(2))))
-            });
-            if rows.is_empty() {
+            let key = |id: i64| IndexKey { equality: pg_sys::F_INT8EQ, value: id.into_datum().expect("an int8 datum") };
+            let found = id.and_then(|id| reader.lookup((c"relation_models", c"relation_models_pkey"), &[key(id)], &columns, Some(1), row).pop());
+            if found.is_none() {
                 raise(Error::invalid_with_hint(
                     format!("model id \"{}\" does not exist", shorten(text)),
                     "SELECT id FROM authz.relation_models lists the models; NULL means the latest.",
                 ));
             }
-            rows
+            found
         }
     };
-    let Some((Some(id), Some(text))) = found.into_iter().next() else {
+    let Some((Some(id), Some(text))) = found else {
         raise(Error::invalid_with_hint("no relationship model has been written", "authz_model_write(dsl) stores one."));
     };
     if let Some(model) = PARSED.with_borrow(|p| p.get(&id).filter(|(t, _)| *t == text).map(|(_, m)| m.clone())) {
@@ -145,7 +136,7 @@ fn change(writes: &[TupleInput], deletes: &[Tuple], expires_at_us: Option<i64>, 
     }
     let mut rows = Vec::with_capacity(writes.len());
     if !writes.is_empty() {
-        let model = model(None);
+        let model = model(&latest::Reader::new(), None);
         for (i, w) in writes.iter().enumerate() {
             eval::tuple_allowed(&model, &w.tuple).map_err(|why| invalid(format!("{}: {why}", what(true, i)), INVALID_TUPLE)).or_raise();
             let mut r = row(&w.tuple);
@@ -180,26 +171,18 @@ fn tuple_arg(object: Option<&str>, relation: Option<&str>, subject: Option<&str>
 }
 
 #[pg_extern(sql = false)]
-fn authz_tuple_write(
-    object: Option<&str>,
-    relation: Option<&str>,
-    subject: Option<&str>,
-    condition: Option<&str>,
-    context: Option<JsonB>,
-    expires_at: Option<TimestampWithTimeZone>,
-) -> bool {
-    let mut tuple = tuple_arg(object, relation, subject);
-    if let Some(name) = condition {
+fn authz_tuple_write(fcinfo: pg_sys::FunctionCallInfo) -> bool {
+    // SAFETY: pgrx passes the call's own fcinfo.
+    let args = unsafe { Args::new(fcinfo) };
+    let mut tuple = tuple_arg(args.get(0), args.get(1), args.get(2));
+    if let Some(name) = args.get::<&str>(3) {
         if !dsl::is_identifier(name) {
             raise(invalid(format!("invalid condition name \"{}\"", shorten(name)), VALIDATION_ERROR));
         }
         tuple.condition = Some(name.to_string());
     }
-    let context = match context.map(|c| c.0) {
-        None | Some(Value::Null) => None,
-        Some(Value::Object(map)) => Some(map),
-        Some(_) => raise(invalid("context must be a JSON object".into(), VALIDATION_ERROR)),
-    };
+    let context = context_arg(&args, 4);
+    let expires_at: Option<TimestampWithTimeZone> = args.get(5);
     let name = format!("tuple {}", tuple_text(&tuple));
     let write = TupleInput { tuple, context, expires_at: None };
     change(&[write], &[], expires_at.map(i64::from), |_, _| name.clone()) == 1
@@ -212,22 +195,53 @@ fn authz_tuple_delete(object: Option<&str>, relation: Option<&str>, subject: Opt
 }
 
 #[pg_extern(sql = false)]
-fn authz_tuple_write_bulk(writes: Option<JsonB>, deletes: Option<JsonB>) -> i64 {
-    let list = |arg: Option<JsonB>, what: &str, shape: Shape| match arg {
+fn authz_tuple_write_bulk(fcinfo: pg_sys::FunctionCallInfo) -> i64 {
+    // SAFETY: pgrx passes the call's own fcinfo.
+    let args = unsafe { Args::new(fcinfo) };
+    let list = |n: usize, what: &str, shape: Shape| match json_arg(&args, n, what) {
         None => Vec::new(),
-        Some(JsonB(v)) => tuples_from_json(&v, what, shape).map_err(|why| invalid(why, VALIDATION_ERROR)).or_raise(),
+        Some(v) => tuples_from_json(&v, what, shape).map_err(|why| invalid(why, VALIDATION_ERROR)).or_raise(),
     };
-    let writes = list(writes, "writes", Shape::Write);
-    let deletes: Vec<Tuple> = list(deletes, "deletes", Shape::Delete).into_iter().map(|d| d.tuple).collect();
+    let writes = list(0, "writes", Shape::Write);
+    let deletes: Vec<Tuple> = list(1, "deletes", Shape::Delete).into_iter().map(|d| d.tuple).collect();
     change(&writes, &deletes, None, |write, i| format!("{} element {}", if write { "writes" } else { "deletes" }, i + 1))
+}
+
+/// Argument `n`, a jsonb, as JSON (None for NULL). Read here, not by pgrx's `JsonB`, which
+/// raises an internal error (XX000) for valid jsonb that serde_json refuses: nesting deeper
+/// than 128 levels, numbers beyond a double.
+fn json_arg(args: &Args, n: usize, what: &str) -> Option<Value> {
+    let datum = args.datum(n)?;
+    // SAFETY: argument n is declared jsonb; jsonb_out returns a C string in the current
+    // memory context.
+    let text = unsafe {
+        let detoasted = pg_sys::pg_detoast_datum_packed(datum.cast_mut_ptr());
+        pgrx::direct_function_call::<&std::ffi::CStr>(pg_sys::jsonb_out, &[Some(detoasted.into())])
+    };
+    let text = text.and_then(|t| t.to_str().ok()).unwrap_or_default();
+    let value = serde_json::from_str(text)
+        .map_err(|e| invalid(format!("{what} cannot be read ({e}): nested deeper than 128 levels, or a number beyond a double"), VALIDATION_ERROR))
+        .or_raise();
+    Some(value)
+}
+
+/// The `context` argument: a JSON object or NULL.
+fn context_arg(args: &Args, n: usize) -> Option<serde_json::Map<String, Value>> {
+    match json_arg(args, n, "context") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(map)) => Some(map),
+        Some(_) => raise(invalid("context must be a JSON object".into(), VALIDATION_ERROR)),
+    }
 }
 
 // Queries ------------------------------------------------------------------------------------
 
 /// The stored tuples, read by index under one latest snapshot; expired ones left out.
-/// Each (object, relation) is read once per query.
+/// Each (object, relation) is read once per query; index scans stay open for the query.
 struct Stored {
-    reader: latest::Reader,
+    /// (Dropped before `reader`, whose snapshot they read under; each holds it too.)
+    scans: RefCell<HashMap<(usize, usize, usize), latest::OpenScan>>,
+    reader: Rc<latest::Reader>,
     now: i64,
     read: RefCell<HashMap<(Object, String), Vec<Tuple>>>,
 }
@@ -236,9 +250,27 @@ fn text_key(s: &str) -> IndexKey {
     IndexKey { equality: pg_sys::F_TEXTEQ, value: s.into_datum().expect("a text datum") }
 }
 
+const TUPLES: (&std::ffi::CStr, &std::ffi::CStr) = (c"relation_tuples", c"relation_tuples_pkey");
+const TUPLES_BY_SUBJECT: (&std::ffi::CStr, &std::ffi::CStr) = (c"relation_tuples", c"relation_tuples_subject");
+
 impl Stored {
     fn new() -> Self {
-        Stored { reader: latest::Reader::new(), now: clock::now(), read: RefCell::default() }
+        Stored { scans: RefCell::default(), reader: Rc::new(latest::Reader::new()), now: clock::now(), read: RefCell::default() }
+    }
+
+    /// `Reader::lookup` through a scan of this query, opened at its first use.
+    fn lookup<R>(
+        &self,
+        relations: (&'static std::ffi::CStr, &'static std::ffi::CStr),
+        keys: &[IndexKey],
+        columns: &'static [&'static std::ffi::CStr],
+        limit: Option<usize>,
+        read: impl FnMut(&[Option<pg_sys::Datum>]) -> R,
+    ) -> Vec<R> {
+        let id = (relations.1.as_ptr() as usize, keys.len(), columns.as_ptr() as usize);
+        let mut scans = self.scans.borrow_mut();
+        let scan = scans.entry(id).or_insert_with(|| self.reader.open(relations, keys.len(), columns));
+        scan.lookup(keys, limit, read)
     }
 
     /// The unexpired tuples on `object` for `relation` whose subject columns begin with
@@ -246,8 +278,8 @@ impl Stored {
     fn read_tuples(&self, object: &Object, relation: &str, subject: &[&str], limit: Option<usize>) -> Vec<Tuple> {
         let mut keys = vec![text_key(&object.type_name), text_key(&object.id), text_key(relation)];
         keys.extend(subject.iter().map(|s| text_key(s)));
-        let columns = [c"subject_type", c"subject_id", c"subject_relation", c"condition", c"expires_at"];
-        let rows = self.reader.lookup((c"relation_tuples", c"relation_tuples_pkey"), &keys, &columns, limit, |v| {
+        const COLUMNS: &[&std::ffi::CStr] = &[c"subject_type", c"subject_id", c"subject_relation", c"condition", c"expires_at"];
+        let rows = self.lookup(TUPLES, &keys, COLUMNS, limit, |v| {
             let expired = value::<TimestampWithTimeZone>(v[4]).is_some_and(|t| i64::from(t) <= self.now);
             let (subject_type, subject_id, subject_relation) =
                 (value::<String>(v[0]).unwrap_or_default(), value::<String>(v[1]).unwrap_or_default(), value::<String>(v[2]).unwrap_or_default());
@@ -285,35 +317,35 @@ impl TupleSource for Stored {
     fn objects(&self, subject: &Subject, type_name: &str, relation: &str) -> Vec<String> {
         let (subject_type, subject_id, subject_relation) = subject_columns(subject);
         let keys = [text_key(subject_type), text_key(subject_id), text_key(subject_relation), text_key(type_name), text_key(relation)];
-        let found = self.reader.lookup((c"relation_tuples", c"relation_tuples_subject"), &keys, &[c"object_id"], None, |v| value::<String>(v[0]));
+        let found = self.lookup(TUPLES_BY_SUBJECT, &keys, &[c"object_id", c"condition", c"expires_at"], None, |v| {
+            let holds = v[1].is_none() && !value::<TimestampWithTimeZone>(v[2]).is_some_and(|t| i64::from(t) <= self.now);
+            holds.then(|| value::<String>(v[0])).flatten()
+        });
         found.into_iter().flatten().collect()
     }
 
     fn ids_of_type(&self, type_name: &str) -> BTreeSet<String> {
         let key = [text_key(type_name)];
         let mut ids: BTreeSet<String> = self
-            .reader
-            .lookup((c"relation_tuples", c"relation_tuples_pkey"), &key, &[c"object_id"], None, |v| value::<String>(v[0]))
+            .lookup(TUPLES, &key, &[c"object_id"], None, |v| value::<String>(v[0]))
             .into_iter()
             .flatten()
             .collect();
-        let subjects = self.reader.lookup((c"relation_tuples", c"relation_tuples_subject"), &key, &[c"subject_id"], None, |v| value::<String>(v[0]));
+        let subjects = self.lookup(TUPLES_BY_SUBJECT, &key, &[c"subject_id"], None, |v| value::<String>(v[0]));
         ids.extend(subjects.into_iter().flatten().filter(|id| id != "*"));
         ids
     }
 }
 
-/// What every query takes besides its request: its model and its contextual tuples
-/// (checked as writes are). `context` is accepted for conditions, which are not evaluated
-/// yet (a tuple with a condition never holds).
-fn query_model_and_tuples(contextual_tuples: Option<JsonB>, context: Option<JsonB>, model_id: Option<&str>) -> (Rc<Model>, TupleList) {
-    if !matches!(context.as_ref().map(|c| &c.0), None | Some(Value::Null) | Some(Value::Object(_))) {
-        raise(invalid("context must be a JSON object".into(), VALIDATION_ERROR));
-    }
-    let model = model(model_id);
-    let inputs = match contextual_tuples {
+/// What every query takes besides its request (arguments `n`, `n + 1`, `n + 2`): its
+/// contextual tuples (checked as writes are), `context`, accepted for conditions, which are
+/// not evaluated yet (a tuple with a condition never holds), and its model.
+fn query_model_and_tuples(reader: &latest::Reader, args: &Args, n: usize) -> (Rc<Model>, TupleList) {
+    context_arg(args, n + 1);
+    let model = model(reader, args.get(n + 2));
+    let inputs = match json_arg(args, n, "contextual_tuples") {
         None => Vec::new(),
-        Some(JsonB(v)) => tuples_from_json(&v, "contextual_tuples", Shape::Contextual).map_err(|why| invalid(why, VALIDATION_ERROR)).or_raise(),
+        Some(v) => tuples_from_json(&v, "contextual_tuples", Shape::Contextual).map_err(|why| invalid(why, VALIDATION_ERROR)).or_raise(),
     };
     if inputs.len() > MAX_CONTEXTUAL_TUPLES {
         raise(invalid(format!("{} contextual tuples; the limit is {MAX_CONTEXTUAL_TUPLES}", inputs.len()), VALIDATION_ERROR));
@@ -333,63 +365,48 @@ fn parsed_arg<T>(what: &str, text: &str, parse: impl Fn(&str) -> Result<T, Strin
 }
 
 #[pg_extern(sql = false)]
-fn authz_relation_check(
-    subject: Option<&str>,
-    relation: Option<&str>,
-    object: Option<&str>,
-    contextual_tuples: Option<JsonB>,
-    context: Option<JsonB>,
-    model_id: Option<&str>,
-) -> bool {
+fn authz_relation_check(fcinfo: pg_sys::FunctionCallInfo) -> bool {
+    // SAFETY: pgrx passes the call's own fcinfo.
+    let args = unsafe { Args::new(fcinfo) };
     // A relation to or of nothing holds for no one (as authz_check's NULL user).
-    let (Some(subject), Some(relation), Some(object)) = (subject, relation, object) else {
+    let (Some(subject), Some(relation), Some(object)) = (args.get::<&str>(0), args.get::<&str>(1), args.get::<&str>(2)) else {
         return false;
     };
     let subject = parsed_arg("subject", subject, Subject::parse);
     let object = parsed_arg("object", object, Object::parse);
-    let (model, contextual) = query_model_and_tuples(contextual_tuples, context, model_id);
     let stored = Stored::new();
+    let (model, contextual) = query_model_and_tuples(&stored.reader, &args, 3);
     eval::check(&model, &Both(&stored, &contextual), &subject, relation, &object).map_err(Error::from).or_raise()
 }
 
 #[pg_extern(sql = false)]
-fn authz_list_objects(
-    subject: Option<&str>,
-    type_name: Option<&str>,
-    relation: Option<&str>,
-    contextual_tuples: Option<JsonB>,
-    context: Option<JsonB>,
-    model_id: Option<&str>,
-) -> SetOfIterator<'static, String> {
-    let (Some(subject), Some(type_name), Some(relation)) = (subject, type_name, relation) else {
+fn authz_list_objects(fcinfo: pg_sys::FunctionCallInfo) -> SetOfIterator<'static, String> {
+    // SAFETY: pgrx passes the call's own fcinfo.
+    let args = unsafe { Args::new(fcinfo) };
+    let (Some(subject), Some(type_name), Some(relation)) = (args.get::<&str>(0), args.get::<&str>(1), args.get::<&str>(2)) else {
         return SetOfIterator::new(Vec::new());
     };
     let subject = parsed_arg("subject", subject, Subject::parse);
-    let (model, contextual) = query_model_and_tuples(contextual_tuples, context, model_id);
     let stored = Stored::new();
+    let (model, contextual) = query_model_and_tuples(&stored.reader, &args, 3);
     let found = eval::list_objects(&model, &Both(&stored, &contextual), &subject, type_name, relation).map_err(Error::from).or_raise();
     SetOfIterator::new(found)
 }
 
 #[pg_extern(sql = false)]
-fn authz_list_users(
-    object: Option<&str>,
-    relation: Option<&str>,
-    filters: Option<Vec<Option<String>>>,
-    contextual_tuples: Option<JsonB>,
-    context: Option<JsonB>,
-    model_id: Option<&str>,
-) -> SetOfIterator<'static, String> {
-    let (Some(object), Some(relation)) = (object, relation) else {
+fn authz_list_users(fcinfo: pg_sys::FunctionCallInfo) -> SetOfIterator<'static, String> {
+    // SAFETY: pgrx passes the call's own fcinfo.
+    let args = unsafe { Args::new(fcinfo) };
+    let (Some(object), Some(relation)) = (args.get::<&str>(0), args.get::<&str>(1)) else {
         return SetOfIterator::new(Vec::new());
     };
-    let filters: Vec<String> = filters.unwrap_or_default().into_iter().flatten().collect();
+    let filters: Vec<String> = args.get::<Vec<Option<String>>>(2).unwrap_or_default().into_iter().flatten().collect();
     if filters.is_empty() {
         raise(invalid("filters must name at least one type (e.g. '{user}') or userset (e.g. '{group#member}')".into(), VALIDATION_ERROR));
     }
     let object = parsed_arg("object", object, Object::parse);
-    let (model, contextual) = query_model_and_tuples(contextual_tuples, context, model_id);
     let stored = Stored::new();
+    let (model, contextual) = query_model_and_tuples(&stored.reader, &args, 3);
     let tuples = Both(&stored, &contextual);
     let mut found = BTreeSet::new();
     for filter in &filters {

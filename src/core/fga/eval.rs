@@ -8,7 +8,8 @@
 
 use super::model::{Model, RestrictionKind, Rewrite};
 use super::tuple::{Object, Subject, Tuple};
-use std::collections::{BTreeSet, HashMap, HashSet};
+use rustc_hash::{FxHashMap, FxHashSet};
+use std::collections::{BTreeSet, HashSet};
 
 /// OpenFGA's limit on the depth of a resolution.
 pub const MAX_DEPTH: u32 = 25;
@@ -65,7 +66,8 @@ pub trait TupleSource {
         self.tuples(object, relation).into_iter().filter(|t| t.subject.type_name() == subject_type).collect()
     }
     /// The ids of the objects of `type_name` with a tuple for `relation` whose subject is
-    /// exactly `subject` (the subject side: list_objects walks it).
+    /// exactly `subject`, without a condition and unexpired (the subject side: list_objects
+    /// walks it).
     fn objects(&self, subject: &Subject, type_name: &str, relation: &str) -> Vec<String>;
     /// The ids of objects of the type that appear in any tuple, as object or subject:
     /// everything list_users considers.
@@ -82,7 +84,9 @@ impl TupleSource for TupleList {
     }
 
     fn objects(&self, subject: &Subject, type_name: &str, relation: &str) -> Vec<String> {
-        let found = self.0.iter().filter(|t| &t.subject == subject && t.object.type_name == type_name && t.relation == relation);
+        let found = self.0.iter().filter(|t| {
+            &t.subject == subject && t.object.type_name == type_name && t.relation == relation && t.condition.is_none()
+        });
         found.map(|t| t.object.id.clone()).collect()
     }
 
@@ -254,16 +258,24 @@ impl Checker<'_> {
     fn rewrite(&mut self, object: &Object, relation: &str, rewrite: &Rewrite, depth: u32) -> Result<Membership> {
         match rewrite {
             Rewrite::Direct(restrictions) => {
-                // Only tuples that can relate the subject are read: the one naming it, the
-                // wildcard of its type (each a single probe), and the usersets of the types
-                // the restrictions allow (each a range); others would answer No.
-                let mut found = Vec::new();
-                let mut probes = vec![self.subject.clone()];
-                if let Subject::Object(o) = self.subject {
-                    probes.push(Subject::Wildcard(o.type_name.clone()));
-                }
-                found.extend(probes.iter().filter_map(|p| self.tuples.tuple_with_subject(object, relation, p)));
-                let userset_types: BTreeSet<&str> = restrictions
+                // Only tuples that can relate the subject are read: the one naming it and
+                // the wildcard of its type, where the restrictions allow them (each a
+                // single probe), and the usersets of the types the restrictions allow (each
+                // a range); others would answer No. (Tuples with a condition never hold.)
+                let usable: Vec<_> = restrictions.iter().filter(|r| r.condition.is_none()).collect();
+                let allows = |kind: &RestrictionKind, type_name: &str| usable.iter().any(|r| r.kind == *kind && r.type_name == type_name);
+                let probes = match self.subject {
+                    Subject::Object(o) => [
+                        allows(&RestrictionKind::Type, &o.type_name).then(|| self.subject.clone()),
+                        allows(&RestrictionKind::Wildcard, &o.type_name).then(|| Subject::Wildcard(o.type_name.clone())),
+                    ],
+                    Subject::Wildcard(t) => [allows(&RestrictionKind::Wildcard, t).then(|| self.subject.clone()), None],
+                    // (A userset subject is found among the usersets below.)
+                    Subject::Userset(..) => [None, None],
+                };
+                let mut found: Vec<Tuple> =
+                    probes.iter().flatten().filter_map(|p| self.tuples.tuple_with_subject(object, relation, p)).collect();
+                let userset_types: BTreeSet<&str> = usable
                     .iter()
                     .filter(|r| matches!(r.kind, RestrictionKind::Userset(_)))
                     .map(|r| r.type_name.as_str())
@@ -360,18 +372,29 @@ impl Checker<'_> {
 pub fn list_objects(model: &Model, tuples: &dyn TupleSource, subject: &Subject, type_name: &str, relation: &str) -> Result<Vec<String>> {
     require_relation(model, type_name, relation)?;
     require_subject(model, subject)?;
+    let (candidates, exact) = Candidates::new(model, tuples, subject).of(type_name, relation);
     let mut found = Vec::new();
-    for id in Candidates::new(model, tuples, subject).of(type_name, relation) {
+    for id in candidates {
         let object = Object { type_name: type_name.to_string(), id };
-        if check(model, tuples, subject, relation, &object)? {
+        if exact || check(model, tuples, subject, relation, &object)? {
             found.push(object.to_string());
         }
     }
+    found.sort_unstable();
     Ok(found)
 }
 
+/// Whether the rewrite has an `and` or a `but not` anywhere.
+fn has_set_operation(rewrite: &Rewrite) -> bool {
+    match rewrite {
+        Rewrite::Intersection(_) | Rewrite::Exclusion { .. } => true,
+        Rewrite::Union(children) => children.iter().any(has_set_operation),
+        _ => false,
+    }
+}
+
 /// The objects that may be related to a subject, relation by relation: a superset of the
-/// answer (intersections and exclusions, conditions and expiry are left to the check), found
+/// answer (intersections and exclusions are left to the check), found
 /// by walking tuples from the subject's side — the tuples naming the subject, then those
 /// naming a userset or parent found so far — until no relation's set grows. Each step is a
 /// lookup by subject, so the work follows what the subject reaches, not the number of
@@ -380,17 +403,25 @@ struct Candidates<'a> {
     model: &'a Model,
     tuples: &'a dyn TupleSource,
     subject: &'a Subject,
-    sets: HashMap<(String, String), BTreeSet<String>>,
-    looked_up: HashMap<(Subject, String, String), Vec<String>>,
+    sets: FxHashMap<(String, String), FxHashSet<String>>,
+    looked_up: FxHashMap<(Subject, String, String), Vec<String>>,
 }
 
 impl<'a> Candidates<'a> {
     fn new(model: &'a Model, tuples: &'a dyn TupleSource, subject: &'a Subject) -> Self {
-        Candidates { model, tuples, subject, sets: HashMap::new(), looked_up: HashMap::new() }
+        Candidates { model, tuples, subject, sets: FxHashMap::default(), looked_up: FxHashMap::default() }
     }
 
-    fn of(mut self, type_name: &str, relation: &str) -> BTreeSet<String> {
+    /// The candidates, and whether they are the answer itself: when the model has no `and`
+    /// and no `but not` the walk only follows ways that relate (the lookups see only tuples
+    /// without a condition and unexpired, as the check does), unless the derivations it
+    /// found could be deeper than the check's limit (then the check decides, with its error).
+    fn of(mut self, type_name: &str, relation: &str) -> (FxHashSet<String>, bool) {
+        let relations: usize = self.model.types.iter().map(|t| t.relations.len()).sum();
+        let unions_only = !self.model.types.iter().flat_map(|t| &t.relations).any(|r| has_set_operation(&r.rewrite));
+        let mut rounds = 0;
         loop {
+            rounds += 1;
             let mut grew = false;
             for t in &self.model.types {
                 for r in &t.relations {
@@ -411,7 +442,9 @@ impl<'a> Candidates<'a> {
                 break;
             }
         }
-        self.sets.remove(&(type_name.to_string(), relation.to_string())).unwrap_or_default()
+        // Each round extends a derivation by at most one step per relation.
+        let exact = unions_only && rounds * relations < MAX_DEPTH as usize;
+        (self.sets.remove(&(type_name.to_string(), relation.to_string())).unwrap_or_default(), exact)
     }
 
     fn set(&self, type_name: &str, relation: &str) -> Vec<String> {
@@ -429,8 +462,8 @@ impl<'a> Candidates<'a> {
         ids
     }
 
-    fn reach(&mut self, type_name: &str, relation: &str, rewrite: &Rewrite) -> BTreeSet<String> {
-        let mut found = BTreeSet::new();
+    fn reach(&mut self, type_name: &str, relation: &str, rewrite: &Rewrite) -> FxHashSet<String> {
+        let mut found = FxHashSet::default();
         match rewrite {
             Rewrite::Direct(restrictions) => {
                 // Tuples with a condition never hold: only restrictions without one.
