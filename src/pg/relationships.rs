@@ -323,18 +323,6 @@ impl TupleSource for Stored {
         });
         found.into_iter().flatten().collect()
     }
-
-    fn ids_of_type(&self, type_name: &str) -> BTreeSet<String> {
-        let key = [text_key(type_name)];
-        let mut ids: BTreeSet<String> = self
-            .lookup(TUPLES, &key, &[c"object_id"], None, |v| value::<String>(v[0]))
-            .into_iter()
-            .flatten()
-            .collect();
-        let subjects = self.lookup(TUPLES_BY_SUBJECT, &key, &[c"subject_id"], None, |v| value::<String>(v[0]));
-        ids.extend(subjects.into_iter().flatten().filter(|id| id != "*"));
-        ids
-    }
 }
 
 /// What every query takes besides its request (arguments `n`, `n + 1`, `n + 2`): its

@@ -69,9 +69,6 @@ pub trait TupleSource {
     /// exactly `subject`, without a condition and unexpired (the subject side: list_objects
     /// walks it).
     fn objects(&self, subject: &Subject, type_name: &str, relation: &str) -> Vec<String>;
-    /// The ids of objects of the type that appear in any tuple, as object or subject:
-    /// everything list_users considers.
-    fn ids_of_type(&self, type_name: &str) -> BTreeSet<String>;
 }
 
 /// Tuples in memory: contextual tuples, and tests.
@@ -88,21 +85,6 @@ impl TupleSource for TupleList {
             &t.subject == subject && t.object.type_name == type_name && t.relation == relation && t.condition.is_none()
         });
         found.map(|t| t.object.id.clone()).collect()
-    }
-
-    fn ids_of_type(&self, type_name: &str) -> BTreeSet<String> {
-        let mut ids = BTreeSet::new();
-        for t in &self.0 {
-            if t.object.type_name == type_name {
-                ids.insert(t.object.id.clone());
-            }
-            if let Subject::Object(o) | Subject::Userset(o, _) = &t.subject {
-                if o.type_name == type_name {
-                    ids.insert(o.id.clone());
-                }
-            }
-        }
-        ids
     }
 }
 
@@ -130,12 +112,6 @@ impl TupleSource for Both<'_> {
         let mut all = self.0.objects(subject, type_name, relation);
         all.extend(self.1.objects(subject, type_name, relation));
         all
-    }
-
-    fn ids_of_type(&self, type_name: &str) -> BTreeSet<String> {
-        let mut ids = self.0.ids_of_type(type_name);
-        ids.extend(self.1.ids_of_type(type_name));
-        ids
     }
 }
 
@@ -530,8 +506,8 @@ impl<'a> Candidates<'a> {
 
 /// The subjects of the filter's kind related to `object` by `relation`: for a type
 /// `user`, its objects (`user:anne`) and its wildcard (`user:*`); for `group#member`, the
-/// usersets `group:<id>#member`. Candidates are the ids that appear in tuples (and the
-/// object itself).
+/// usersets `group:<id>#member`. Candidates are the ids the object's relation reaches
+/// (`reached_ids`), each checked.
 pub fn list_users(model: &Model, tuples: &dyn TupleSource, object: &Object, relation: &str, filter: &str) -> Result<Vec<String>> {
     require_relation(model, &object.type_name, relation)?;
     let (filter_type, filter_relation) = match filter.split_once('#') {
@@ -543,10 +519,19 @@ pub fn list_users(model: &Model, tuples: &dyn TupleSource, object: &Object, rela
         None if model.type_def(filter_type).is_none() => return Err(EvalError::UnknownType(filter_type.to_string())),
         None => {}
     }
-    let mut ids = tuples.ids_of_type(filter_type);
-    if object.type_name == filter_type {
-        ids.insert(object.id.clone());
-    }
+    let ids = reached_ids(model, tuples, object, relation, filter_type);
+    users_among(model, tuples, object, relation, (filter_type, filter_relation), ids)
+}
+
+/// list_users' answer among the candidate ids of the filter's type.
+fn users_among(
+    model: &Model,
+    tuples: &dyn TupleSource,
+    object: &Object,
+    relation: &str,
+    (filter_type, filter_relation): (&str, Option<&str>),
+    ids: BTreeSet<String>,
+) -> Result<Vec<String>> {
     let mut candidates: Vec<Subject> = ids
         .into_iter()
         .map(|id| {
@@ -569,6 +554,68 @@ pub fn list_users(model: &Model, tuples: &dyn TupleSource, object: &Object, rela
         }
     }
     Ok(found)
+}
+
+/// The ids of `filter_type` list_users must consider: every object of the type that
+/// `relation`'s definition reaches from `object` (the object too), walking its tuples
+/// downward every way — set operations included, so a superset —, and every subject of the
+/// type that a tuple read on the way names. Each (object, relation) is expanded once.
+fn reached_ids(model: &Model, tuples: &dyn TupleSource, object: &Object, relation: &str, filter_type: &str) -> BTreeSet<String> {
+    let mut ids = BTreeSet::new();
+    let mut expanded = HashSet::new();
+    let mut pending = vec![(object.clone(), relation.to_string())];
+    while let Some((object, relation)) = pending.pop() {
+        if object.type_name == filter_type {
+            ids.insert(object.id.clone());
+        }
+        if let Some(definition) = model.relation(&object.type_name, &relation) {
+            if expanded.insert((object.clone(), relation.clone())) {
+                expand(&definition.rewrite, &object, &relation, tuples, filter_type, &mut ids, &mut pending);
+            }
+        }
+    }
+    ids
+}
+
+fn expand(
+    rewrite: &Rewrite,
+    object: &Object,
+    relation: &str,
+    tuples: &dyn TupleSource,
+    filter_type: &str,
+    ids: &mut BTreeSet<String>,
+    pending: &mut Vec<(Object, String)>,
+) {
+    match rewrite {
+        Rewrite::Direct(_) => {
+            for t in tuples.tuples(object, relation) {
+                match t.subject {
+                    Subject::Object(s) if s.type_name == filter_type => {
+                        ids.insert(s.id);
+                    }
+                    Subject::Userset(s, r) => pending.push((s, r)),
+                    _ => {}
+                }
+            }
+        }
+        Rewrite::Computed(other) => pending.push((object.clone(), other.clone())),
+        Rewrite::TupleToUserset { tupleset, computed } => {
+            for t in tuples.tuples(object, tupleset) {
+                if let Subject::Object(parent) = t.subject {
+                    pending.push((parent, computed.clone()));
+                }
+            }
+        }
+        Rewrite::Union(children) | Rewrite::Intersection(children) => {
+            for child in children {
+                expand(child, object, relation, tuples, filter_type, ids, pending);
+            }
+        }
+        Rewrite::Exclusion { base, subtract } => {
+            expand(base, object, relation, tuples, filter_type, ids, pending);
+            expand(subtract, object, relation, tuples, filter_type, ids, pending);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -719,10 +766,10 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(300))]
-        /// check and list_objects agree with the forward computation on random acyclic
-        /// models and tuple sets.
+        /// check, list_objects and list_users agree with the forward computation on random
+        /// acyclic models and tuple sets.
         #[test]
-        fn check_and_list_objects_match_a_forward_computation(model in arb_model(), candidates in arb_tuples()) {
+        fn check_and_lists_match_a_forward_computation(model in arb_model(), candidates in arb_tuples()) {
             prop_assume!(validate(&model).is_ok());
             let tuples = TupleList(candidates.into_iter().filter(|t| tuple_allowed(&model, t).is_ok()).collect());
             let mut memo = BTreeMap::new();
@@ -740,6 +787,24 @@ mod tests {
                             }
                         }
                         prop_assert_eq!(list_objects(&model, &tuples, &subject, type_name, relation), Ok(expected));
+                    }
+                    // list_users considers the ids its walk reaches: the same answer as
+                    // with every id of the filter's type as a candidate.
+                    for (id, filter) in [("0", "user"), ("1", "user"), ("0", "group#g0"), ("1", "group#g1")] {
+                        let object = obj(&format!("{type_name}:{id}"));
+                        let (filter_type, filter_relation) = filter.split_once('#').map_or((filter, None), |(t, r)| (t, Some(r)));
+                        let every_id: BTreeSet<String> = tuples.0.iter()
+                            .flat_map(|t| [Some(&t.object), match &t.subject { Subject::Object(o) | Subject::Userset(o, _) => Some(o), _ => None }])
+                            .flatten()
+                            .filter(|o| o.type_name == filter_type)
+                            .map(|o| o.id.clone())
+                            .chain((object.type_name == filter_type).then(|| object.id.clone()))
+                            .collect();
+                        prop_assert_eq!(
+                            list_users(&model, &tuples, &object, relation, filter),
+                            users_among(&model, &tuples, &object, relation, (filter_type, filter_relation), every_id),
+                            "{}#{} {}", object, relation, filter
+                        );
                     }
                 }
             }
