@@ -53,7 +53,8 @@ fn model(reader: &latest::Reader, model_id: Option<&str>) -> Rc<Model> {
     let found = match model_id {
         None => reader.last((c"relation_models", c"relation_models_pkey"), &columns, row),
         Some(text) => {
-            let id = text.parse::<i64>().ok().filter(|id| *id > 0);
+            // Only the id as authz_model_write returned it ('+1' and '01' name nothing).
+            let id = text.parse::<i64>().ok().filter(|id| *id > 0 && id.to_string() == text);
             let key = |id: i64| IndexKey { equality: pg_sys::F_INT8EQ, value: id.into_datum().expect("an int8 datum") };
             let found = id.and_then(|id| reader.lookup((c"relation_models", c"relation_models_pkey"), &[key(id)], &columns, Some(1), row).pop());
             if found.is_none() {

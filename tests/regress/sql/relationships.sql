@@ -111,6 +111,8 @@ SELECT authz_relation_check('anne', 'viewer', 'document:1');
 \echo :SQLSTATE
 SELECT authz_relation_check('user:anne', 'viewer', 'document:1', model_id => 'x');
 \echo :SQLSTATE
+SELECT authz_relation_check('user:anne', 'viewer', 'document:1', model_id => '+' || :'model_id');
+\echo :SQLSTATE
 SELECT authz_relation_check('user:anne', 'viewer', 'document:1', '{"object": "document:1"}');
 \echo :SQLSTATE
 SELECT authz_relation_check('user:anne', 'viewer', 'document:1', '[{"object": "document:1", "relation": "viewer", "user": "team:x#member"}]');
