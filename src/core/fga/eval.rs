@@ -170,7 +170,7 @@ fn allowed(rewrite: &Rewrite, tuple: &Tuple) -> bool {
 pub fn check(model: &Model, tuples: &dyn TupleSource, subject: &Subject, relation: &str, object: &Object) -> Result<bool> {
     require_relation(model, &object.type_name, relation)?;
     require_subject(model, subject)?;
-    Ok(Checker { model, tuples, subject, path: HashSet::new() }.relation(object, relation, 0)? != Membership::No)
+    Ok(Checker::new(model, tuples, subject).relation(object, relation, 0)? != Membership::No)
 }
 
 /// How a subject is related: not at all, only because a wildcard tuple (`user:*`) relates
@@ -189,6 +189,19 @@ struct Checker<'a> {
     subject: &'a Subject,
     /// (object, relation) on the current path: seen again, a cycle.
     path: HashSet<(Object, String)>,
+    /// Answers already found for (object, relation), so that a model reaching the same
+    /// one by many ways (`b: a or a`, `c: b or b`, ...) costs once, not exponentially. A
+    /// way found holds whatever the path; a No is kept only if no cycle was cut below it
+    /// (then it might depend on the path).
+    answers: FxHashMap<(Object, String), Membership>,
+    /// Whether a cycle was cut since the current relation began.
+    cut: bool,
+}
+
+impl<'a> Checker<'a> {
+    fn new(model: &'a Model, tuples: &'a dyn TupleSource, subject: &'a Subject) -> Self {
+        Checker { model, tuples, subject, path: HashSet::new(), answers: FxHashMap::default(), cut: false }
+    }
 }
 
 /// The best membership of several ways (or), stopping at Explicit; errors only if no way
@@ -223,11 +236,22 @@ impl Checker<'_> {
             return Ok(Membership::No);
         };
         let key = (object.clone(), relation.to_string());
+        if let Some(&answer) = self.answers.get(&key) {
+            return Ok(answer);
+        }
         if !self.path.insert(key.clone()) {
+            self.cut = true;
             return Ok(Membership::No);
         }
+        let outer_cut = std::mem::replace(&mut self.cut, false);
         let result = self.rewrite(object, relation, &definition.rewrite, depth);
         self.path.remove(&key);
+        if let Ok(answer) = result {
+            if answer != Membership::No || !self.cut {
+                self.answers.insert(key, answer);
+            }
+        }
+        self.cut |= outer_cut;
         result
     }
 
@@ -594,7 +618,7 @@ fn users_among(
     let mut found = Vec::new();
     for subject in candidates {
         // An object related through the wildcard alone is listed as the wildcard.
-        let membership = Checker { model, tuples, subject: &subject, path: HashSet::new() }.relation(object, relation, 0)?;
+        let membership = Checker::new(model, tuples, &subject).relation(object, relation, 0)?;
         if membership == Membership::Explicit {
             found.push(subject.to_string());
         }
@@ -890,5 +914,34 @@ mod tests {
         // A tuple with a condition never holds (conditions are not evaluated yet).
         let conditional = TupleList(vec![Tuple { object: obj("group:0"), relation: "member".into(), subject: anne.clone(), condition: Some("c".into()) }]);
         assert_eq!(check(&model, &conditional, &anne, "member", &obj("group:0")), Ok(false));
+    }
+
+    /// Tuples read, counted.
+    struct Counting<'a>(&'a TupleList, std::cell::Cell<usize>);
+
+    impl TupleSource for Counting<'_> {
+        fn tuples(&self, object: &Object, relation: &str) -> Vec<Tuple> {
+            self.1.set(self.1.get() + 1);
+            self.0.tuples(object, relation)
+        }
+
+        fn objects(&self, subject: &Subject, type_name: &str, relation: &str) -> Vec<String> {
+            self.0.objects(subject, type_name, relation)
+        }
+    }
+
+    #[test]
+    fn a_relation_reached_by_many_ways_is_evaluated_once() {
+        // r40 reaches r0 by 2^40 ways.
+        let mut dsl = String::from("model\n  schema 1.1\ntype user\ntype doc\n  relations\n    define r0: [user]\n");
+        for k in 1..=40 {
+            dsl.push_str(&format!("    define r{k}: r{} or r{}\n", k - 1, k - 1));
+        }
+        let model = crate::core::fga::dsl::parse(&dsl).unwrap();
+        let tuples = TupleList(vec![Tuple { object: obj("doc:1"), relation: "r0".into(), subject: Subject::parse("user:b").unwrap(), condition: None }]);
+        let counting = Counting(&tuples, std::cell::Cell::new(0));
+        assert_eq!(check(&model, &counting, &Subject::parse("user:a").unwrap(), "r20", &obj("doc:1")), Ok(false));
+        assert!(counting.1.get() <= 2, "{} reads", counting.1.get());
+        assert_eq!(check(&model, &counting, &Subject::parse("user:b").unwrap(), "r20", &obj("doc:1")), Ok(true));
     }
 }
