@@ -21,6 +21,7 @@ use pgrx::prelude::*;
 use pgrx::JsonB;
 use serde_json::{json, Value};
 use std::cell::RefCell;
+use std::ffi::CStr;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::rc::Rc;
 
@@ -217,7 +218,7 @@ fn json_arg(args: &Args, n: usize, what: &str) -> Option<Value> {
     // memory context.
     let text = unsafe {
         let detoasted = pg_sys::pg_detoast_datum_packed(datum.cast_mut_ptr());
-        pgrx::direct_function_call::<&std::ffi::CStr>(pg_sys::jsonb_out, &[Some(detoasted.into())])
+        pgrx::direct_function_call::<&CStr>(pg_sys::jsonb_out, &[Some(detoasted.into())])
     };
     let text = text.and_then(|t| t.to_str().ok()).unwrap_or_default();
     let value = serde_json::from_str(text)
@@ -240,7 +241,7 @@ fn context_arg(args: &Args, n: usize) -> Option<serde_json::Map<String, Value>> 
 /// The stored tuples, read by index under one latest snapshot; expired ones left out.
 /// Each (object, relation) is read once per query; index scans stay open for the query.
 struct Stored {
-    /// (Dropped before `reader`, whose snapshot they read under; each holds it too.)
+    /// (Each holds the reader too, whose snapshot it reads under.)
     scans: RefCell<HashMap<(usize, usize, usize), latest::OpenScan>>,
     reader: Rc<latest::Reader>,
     now: i64,
@@ -251,8 +252,8 @@ fn text_key(s: &str) -> IndexKey {
     IndexKey { equality: pg_sys::F_TEXTEQ, value: s.into_datum().expect("a text datum") }
 }
 
-const TUPLES: (&std::ffi::CStr, &std::ffi::CStr) = (c"relation_tuples", c"relation_tuples_pkey");
-const TUPLES_BY_SUBJECT: (&std::ffi::CStr, &std::ffi::CStr) = (c"relation_tuples", c"relation_tuples_subject");
+const TUPLES: (&CStr, &CStr) = (c"relation_tuples", c"relation_tuples_pkey");
+const TUPLES_BY_SUBJECT: (&CStr, &CStr) = (c"relation_tuples", c"relation_tuples_subject");
 
 impl Stored {
     fn new() -> Self {
@@ -262,9 +263,9 @@ impl Stored {
     /// `Reader::lookup` through a scan of this query, opened at its first use.
     fn lookup<R>(
         &self,
-        relations: (&'static std::ffi::CStr, &'static std::ffi::CStr),
+        relations: (&'static CStr, &'static CStr),
         keys: &[IndexKey],
-        columns: &'static [&'static std::ffi::CStr],
+        columns: &'static [&'static CStr],
         limit: Option<usize>,
         read: impl FnMut(&[Option<pg_sys::Datum>]) -> R,
     ) -> Vec<R> {
@@ -279,7 +280,7 @@ impl Stored {
     fn read_tuples(&self, object: &Object, relation: &str, subject: &[&str], limit: Option<usize>) -> Vec<Tuple> {
         let mut keys = vec![text_key(&object.type_name), text_key(&object.id), text_key(relation)];
         keys.extend(subject.iter().map(|s| text_key(s)));
-        const COLUMNS: &[&std::ffi::CStr] = &[c"subject_type", c"subject_id", c"subject_relation", c"condition", c"expires_at"];
+        const COLUMNS: &[&CStr] = &[c"subject_type", c"subject_id", c"subject_relation", c"condition", c"expires_at"];
         let rows = self.lookup(TUPLES, &keys, COLUMNS, limit, |v| {
             let expired = value::<TimestampWithTimeZone>(v[4]).is_some_and(|t| i64::from(t) <= self.now);
             let (subject_type, subject_id, subject_relation) =
