@@ -1267,19 +1267,19 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/relationships.rs:382
+-- src/pg/relationships.rs:372
 -- authz_ext::pg::relationships::authz_list_objects
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/relationships.rs:396
+-- src/pg/relationships.rs:386
 -- authz_ext::pg::relationships::authz_list_users
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/relationships.rs:91
+-- src/pg/relationships.rs:93
 -- authz_ext::pg::relationships::authz_model_write
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
@@ -1291,7 +1291,7 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/relationships.rs:367
+-- src/pg/relationships.rs:357
 -- authz_ext::pg::relationships::authz_relation_check
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
@@ -1351,19 +1351,19 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/relationships.rs:191
+-- src/pg/relationships.rs:193
 -- authz_ext::pg::relationships::authz_tuple_delete
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/relationships.rs:173
+-- src/pg/relationships.rs:175
 -- authz_ext::pg::relationships::authz_tuple_write
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/relationships.rs:197
+-- src/pg/relationships.rs:199
 -- authz_ext::pg::relationships::authz_tuple_write_bulk
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
