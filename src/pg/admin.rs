@@ -107,9 +107,13 @@ fn authz_grant(fcinfo: pg_sys::FunctionCallInfo) -> i64 {
 fn authz_grant_bulk(fcinfo: pg_sys::FunctionCallInfo) -> i64 {
     // SAFETY: pgrx passes the call's own fcinfo.
     let args = unsafe { Args::new(fcinfo) };
-    let grants: pgrx::JsonB = args.get(0).ok_or(Error::NullValue { parameter: "grants" }).or_raise();
+    // Handed on as it came: grant_bulk reads the jsonb itself (pgrx's JsonB would parse and
+    // print it again, and fails with XX000 on valid jsonb that serde_json refuses).
+    let grants = args.datum(0).ok_or(Error::NullValue { parameter: "grants" }).or_raise();
     let granted_by = optional_id_text("granted_by", args.id(1)).or_raise();
-    call::<i64>("grant_bulk", vec![grants.into()], granted_by).expect("grant_bulk returns a count")
+    // SAFETY: argument 0 is declared jsonb.
+    let grants = unsafe { DatumWithOid::new(grants, pg_sys::JSONBOID) };
+    call::<i64>("grant_bulk", vec![grants], granted_by).expect("grant_bulk returns a count")
 }
 
 #[pg_extern(sql = false)]

@@ -509,7 +509,8 @@ def test_random_relationship_calls_give_only_documented_errors(fuzz_database):
 # Valid jsonb that serde_json refuses — nested deeper than 128 levels, or holding a number
 # beyond a double's range (1e400) — once failed with XX000 ("a text version of jsonb must be
 # a valid json"): pgrx converted jsonb arguments before the functions' own checks ran. The
-# relationship functions now read their jsonb themselves and answer 22023.
+# relationship functions now read their jsonb themselves, and authz_grant_bulk hands its on
+# to SQL untouched: 22023.
 def test_any_valid_jsonb_gives_a_documented_error(fuzz_database):
     values = {"deep array": "[" * 200 + "]" * 200, "deep object": '{"a": ' * 200 + "1" + "}" * 200,
               "1e400 in an array": "[1e400]", "1e400 in an object": '{"hour": 1e400}'}
@@ -519,7 +520,8 @@ def test_any_valid_jsonb_gives_a_documented_error(fuzz_database):
                  "SELECT count(*) FROM authz_list_objects('user:anne', 'document', 'viewer', %s::jsonb)",
              "bulk writes": "SELECT authz_tuple_write_bulk(%s::jsonb)",
              "bulk deletes": "SELECT authz_tuple_write_bulk('[]', %s::jsonb)",
-             "tuple_write's context": "SELECT authz_tuple_write('document:1', 'viewer', 'user:anne', NULL, %s::jsonb)"}
+             "tuple_write's context": "SELECT authz_tuple_write('document:1', 'viewer', 'user:anne', NULL, %s::jsonb)",
+             "grant_bulk's grants": "SELECT authz_grant_bulk(%s::jsonb)"}
     bad = []
     with connect(fuzz_database, autocommit=True) as conn:
         conn.execute("SELECT authz_model_write(%s)", (FGA_MODELS[0],))
