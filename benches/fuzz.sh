@@ -15,7 +15,7 @@ for cache in on off; do
   start=$(date +%s)
   PGOPTIONS="-c authz.cache=$cache" AUTHZ_FUZZ_CALLS=$CALLS AUTHZ_FUZZ_SEED=$SEED \
     AUTHZ_TEST_HOST="$PGHOST_USED" AUTHZ_TEST_PORT="$PGPORT_USED" \
-    "$ROOT/.venv/bin/pytest" -q -s -p no:cacheprovider "$ROOT/tests/integration/test_fuzz.py" | grep -E "^fuzz:|passed|failed"
+    "$ROOT/.venv/bin/pytest" -q -s -p no:cacheprovider "$ROOT/tests/integration/test_fuzz.py" | grep -oE "fuzz: .*|[0-9]+ (passed|failed).*"
   echo "cache $cache: $(( $(date +%s) - start )) s"
 done
 cluster_stop fuzz
