@@ -1225,7 +1225,7 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/admin.rs:209
+-- src/pg/admin.rs:213
 -- authz_ext::pg::admin::authz_cleanup_expired
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
@@ -1237,7 +1237,7 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/admin.rs:202
+-- src/pg/admin.rs:206
 -- authz_ext::pg::admin::authz_define_permission
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
@@ -1261,7 +1261,7 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/admin.rs:183
+-- src/pg/admin.rs:187
 -- authz_ext::pg::admin::authz_init_role_permissions
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
@@ -1309,31 +1309,31 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/admin.rs:115
+-- src/pg/admin.rs:119
 -- authz_ext::pg::admin::authz_revoke
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/admin.rs:188
+-- src/pg/admin.rs:192
 -- authz_ext::pg::admin::authz_role_permission_add
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/admin.rs:195
+-- src/pg/admin.rs:199
 -- authz_ext::pg::admin::authz_role_permission_remove
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/admin.rs:173
+-- src/pg/admin.rs:177
 -- authz_ext::pg::admin::authz_role_permissions
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/admin.rs:126
+-- src/pg/admin.rs:130
 -- authz_ext::pg::admin::authz_set_role
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
@@ -1369,13 +1369,13 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/admin.rs:145
+-- src/pg/admin.rs:149
 -- authz_ext::pg::admin::authz_user_permissions
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/admin.rs:132
+-- src/pg/admin.rs:136
 -- authz_ext::pg::admin::authz_user_role
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
