@@ -141,6 +141,13 @@ pub struct IndexKey {
     pub value: Datum,
 }
 
+impl IndexKey {
+    /// Equality on a text column.
+    pub fn text(s: &str) -> Self {
+        IndexKey { equality: pg_sys::F_TEXTEQ, value: s.into_datum().expect("a text datum") }
+    }
+}
+
 /// Direct index reads of the extension's own tables, all under one snapshot (the one
 /// `query` would take). No privilege is checked: callers read only `authz` tables.
 pub struct Reader {

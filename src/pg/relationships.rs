@@ -248,16 +248,17 @@ struct Stored {
     read: RefCell<HashMap<(Object, String), Vec<Tuple>>>,
 }
 
-fn text_key(s: &str) -> IndexKey {
-    IndexKey { equality: pg_sys::F_TEXTEQ, value: s.into_datum().expect("a text datum") }
-}
-
 const TUPLES: (&CStr, &CStr) = (c"relation_tuples", c"relation_tuples_pkey");
 const TUPLES_BY_SUBJECT: (&CStr, &CStr) = (c"relation_tuples", c"relation_tuples_subject");
 
 impl Stored {
     fn new() -> Self {
         Stored { scans: RefCell::default(), reader: Rc::new(latest::Reader::new()), now: clock::now(), read: RefCell::default() }
+    }
+
+    /// Whether a tuple's `expires_at` (None: no expiry) has passed.
+    fn expired(&self, expires_at: Option<pg_sys::Datum>) -> bool {
+        value::<TimestampWithTimeZone>(expires_at).is_some_and(|t| i64::from(t) <= self.now)
     }
 
     /// `Reader::lookup` through a scan of this query, opened at its first use.
@@ -278,11 +279,11 @@ impl Stored {
     /// The unexpired tuples on `object` for `relation` whose subject columns begin with
     /// `subject` (type, id, relation: the primary key's order).
     fn read_tuples(&self, object: &Object, relation: &str, subject: &[&str], limit: Option<usize>) -> Vec<Tuple> {
-        let mut keys = vec![text_key(&object.type_name), text_key(&object.id), text_key(relation)];
-        keys.extend(subject.iter().map(|s| text_key(s)));
+        let object_keys = [object.type_name.as_str(), &object.id, relation];
+        let keys: Vec<IndexKey> = object_keys.iter().chain(subject).map(|s| IndexKey::text(s)).collect();
         const COLUMNS: &[&CStr] = &[c"subject_type", c"subject_id", c"subject_relation", c"condition", c"expires_at"];
         let rows = self.lookup(TUPLES, &keys, COLUMNS, limit, |v| {
-            let expired = value::<TimestampWithTimeZone>(v[4]).is_some_and(|t| i64::from(t) <= self.now);
+            let expired = self.expired(v[4]);
             let (subject_type, subject_id, subject_relation) =
                 (value::<String>(v[0]).unwrap_or_default(), value::<String>(v[1]).unwrap_or_default(), value::<String>(v[2]).unwrap_or_default());
             let subject = match (subject_id.as_str(), subject_relation.is_empty()) {
@@ -318,9 +319,9 @@ impl TupleSource for Stored {
 
     fn objects(&self, subject: &Subject, type_name: &str, relation: &str) -> Vec<String> {
         let (subject_type, subject_id, subject_relation) = subject_columns(subject);
-        let keys = [text_key(subject_type), text_key(subject_id), text_key(subject_relation), text_key(type_name), text_key(relation)];
+        let keys = [subject_type, subject_id, subject_relation, type_name, relation].map(IndexKey::text);
         let found = self.lookup(TUPLES_BY_SUBJECT, &keys, &[c"object_id", c"condition", c"expires_at"], None, |v| {
-            let holds = v[1].is_none() && !value::<TimestampWithTimeZone>(v[2]).is_some_and(|t| i64::from(t) <= self.now);
+            let holds = v[1].is_none() && !self.expired(v[2]);
             holds.then(|| value::<String>(v[0])).flatten()
         });
         found.into_iter().flatten().collect()

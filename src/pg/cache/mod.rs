@@ -26,7 +26,6 @@ use crate::core::misses::{MissLog, OnMiss, OVERRIDE_BYTES, REPEAT_LOAD_LIMIT};
 use crate::core::resolve::{Effect, Override};
 use crate::core::ring::EVERYONE;
 use pgrx::prelude::*;
-use pgrx::pg_sys;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use tables::Epochs;
@@ -206,7 +205,7 @@ fn read_direct(user: &str, permission: &str, reach: Reach) -> (Facts, usize) {
     if !facts.known_permission {
         return (facts, 0);
     }
-    let text = |s: &str| IndexKey { equality: pg_sys::F_TEXTEQ, value: s.into_datum().expect("a text datum") };
+    let text = IndexKey::text;
     let (user_key, permission_key) = (text(user), text(permission));
     let reader = latest::Reader::new();
     facts.role = reader
