@@ -326,18 +326,26 @@ def blocked(conn, pid, seconds=10):
         time.sleep(0.02)
 
 
-def in_thread(conn, sql, params):
-    """Runs `sql` in `conn` in a thread (then commits); join() it and read .result/.error."""
+def behind(a, b, watcher, sql, params):
+    """Runs `sql` in session `b` (then commits) while `a` holds its open transaction: waits
+    until `b` is blocked by it, commits `a`, and returns what `sql` answered in `b`."""
+    b_pid = b.execute("SELECT pg_backend_pid()").fetchone()[0]
+    b.commit()
+    result = {}
+
     def run():
         try:
-            thread.result = conn.execute(sql, params).fetchone()[0]
-            conn.commit()
+            result["value"] = b.execute(sql, params).fetchone()[0]
+            b.commit()
         except psycopg.Error as e:
-            thread.error = e
+            result["error"] = e
     thread = threading.Thread(target=run)
-    thread.result = thread.error = None
     thread.start()
-    return thread
+    blocked(watcher, b_pid)
+    a.commit()
+    thread.join(30)
+    assert "error" not in result, result["error"]
+    return result["value"]
 
 
 # The second writer's audit row must hold the first writer's row as old_value. (Once it
@@ -350,14 +358,8 @@ def test_concurrent_writes_of_one_tuple_both_succeed_and_one_inserts(sessions, m
     n = names
     a, b, watcher = sessions(), sessions(), sessions(autocommit=True)
     assert write(a, n["doc"], "viewer", n["anne"]) is True
-    b_pid = b.execute("SELECT pg_backend_pid()").fetchone()[0]
-    b.commit()
-    second = in_thread(b, "SELECT authz_tuple_write(%s, 'viewer', %s)", (n["doc"], n["anne"]))
-    blocked(watcher, b_pid)
-    a.commit()
-    second.join(30)
-    assert second.error is None, second.error
-    assert second.result is False  # the tuple was A's by then
+    second = behind(a, b, watcher, "SELECT authz_tuple_write(%s, 'viewer', %s)", (n["doc"], n["anne"]))
+    assert second is False  # the tuple was A's by then
     assert watcher.execute("SELECT count(*) FROM authz.relation_tuples WHERE object_id = %s",
                            (n["doc"].split(":", 1)[1],)).fetchone()[0] == 1
     rows = audit(watcher, "authz_tuple_write", n["doc"])
@@ -370,14 +372,7 @@ def test_concurrent_deletes_of_one_tuple_both_succeed_and_one_deletes(sessions, 
     write(sessions(autocommit=True), n["doc"], "viewer", n["anne"])
     a, b, watcher = sessions(), sessions(), sessions(autocommit=True)
     assert delete(a, n["doc"], "viewer", n["anne"]) is True
-    b_pid = b.execute("SELECT pg_backend_pid()").fetchone()[0]
-    b.commit()
-    second = in_thread(b, "SELECT authz_tuple_delete(%s, 'viewer', %s)", (n["doc"], n["anne"]))
-    blocked(watcher, b_pid)
-    a.commit()
-    second.join(30)
-    assert second.error is None, second.error
-    assert second.result is False
+    assert behind(a, b, watcher, "SELECT authz_tuple_delete(%s, 'viewer', %s)", (n["doc"], n["anne"])) is False
     assert len(audit(watcher, "authz_tuple_delete", n["doc"])) == 1
     assert check(watcher, n["anne"], n["doc"]) is False
 
