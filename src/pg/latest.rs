@@ -216,6 +216,10 @@ struct IndexScan {
     slot: *mut pg_sys::TupleTableSlot,
     attnums: Vec<i32>,
     nkeys: usize,
+    /// When the index holds every column asked for: their positions in its rows, which are
+    /// then read from the index (an index-only scan), and the visibility map page in use.
+    index_only: Option<Vec<usize>>,
+    vm_buffer: pg_sys::Buffer,
 }
 
 impl IndexScan {
@@ -224,10 +228,49 @@ impl IndexScan {
     unsafe fn open(snapshot: pg_sys::Snapshot, (table, index): (&'static CStr, &'static CStr), nkeys: usize, columns: &[&'static CStr]) -> Self {
         let heap = pg_sys::table_open(relation_oid(table), pg_sys::AccessShareLock as i32);
         let index_rel = pg_sys::index_open(relation_oid(index), pg_sys::AccessShareLock as i32);
-        let attnums = columns.iter().map(|c| attnum((*heap).rd_id, table, c)).collect();
+        let attnums: Vec<i32> = columns.iter().map(|c| attnum((*heap).rd_id, table, c)).collect();
         let scan = begin_index_scan(heap, index_rel, snapshot, nkeys as i32);
         let slot = pg_sys::table_slot_create(heap, std::ptr::null_mut());
-        IndexScan { heap, index: index_rel, scan, slot, attnums, nkeys }
+        let index_only = index_positions(index_rel, &attnums);
+        (*scan).xs_want_itup = index_only.is_some();
+        IndexScan { heap, index: index_rel, scan, slot, attnums, nkeys, index_only, vm_buffer: pg_sys::InvalidBuffer as pg_sys::Buffer }
+    }
+
+    /// The next row's values of the columns asked for, or None at the end of the scan.
+    /// An index-only scan reads them from the index entry, and visits the table only when
+    /// the visibility map does not say the entry's page is visible to every snapshot, as
+    /// PostgreSQL's own index-only scans do (nodeIndexonlyscan.c).
+    unsafe fn next(&mut self, direction: pg_sys::ScanDirection::Type, values: &mut Vec<Option<Datum>>) -> bool {
+        values.clear();
+        let Some(positions) = &self.index_only else {
+            if !pg_sys::index_getnext_slot(self.scan, direction, self.slot) {
+                return false;
+            }
+            for &attnum in &self.attnums {
+                let mut is_null = false;
+                let datum = pg_sys::slot_getattr(self.slot, attnum, &mut is_null);
+                values.push((!is_null).then_some(datum));
+            }
+            return true;
+        };
+        loop {
+            let tid = pg_sys::index_getnext_tid(self.scan, direction);
+            if tid.is_null() {
+                return false;
+            }
+            let block = pgrx::itemptr::item_pointer_get_block_number_no_check(*tid);
+            let all_visible = pg_sys::visibilitymap_get_status(self.heap, block, &mut self.vm_buffer) as u32
+                & pg_sys::VISIBILITYMAP_ALL_VISIBLE
+                != 0;
+            if !all_visible && !pg_sys::index_fetch_heap(self.scan, self.slot) {
+                continue; // no version visible to the snapshot
+            }
+            let mut datums = [Datum::from(0); pg_sys::INDEX_MAX_KEYS as usize];
+            let mut nulls = [false; pg_sys::INDEX_MAX_KEYS as usize];
+            pg_sys::index_deform_tuple((*self.scan).xs_itup, (*self.scan).xs_itupdesc, datums.as_mut_ptr(), nulls.as_mut_ptr());
+            values.extend(positions.iter().map(|&i| (!nulls[i]).then_some(datums[i])));
+            return true;
+        }
     }
 
     /// The rows `keys` (equalities on the index's leading columns, as many as the scan was
@@ -266,13 +309,7 @@ impl IndexScan {
             pg_sys::index_rescan(self.scan, scan_keys.as_mut_ptr(), keys.len() as i32, std::ptr::null_mut(), 0);
             let mut found = Vec::new();
             let mut values = Vec::with_capacity(self.attnums.len());
-            while limit.is_none_or(|l| found.len() < l) && pg_sys::index_getnext_slot(self.scan, direction, self.slot) {
-                values.clear();
-                for &attnum in &self.attnums {
-                    let mut is_null = false;
-                    let datum = pg_sys::slot_getattr(self.slot, attnum, &mut is_null);
-                    values.push((!is_null).then_some(datum));
-                }
+            while limit.is_none_or(|l| found.len() < l) && self.next(direction, &mut values) {
                 found.push(read(&values));
             }
             found
@@ -285,6 +322,9 @@ impl Drop for IndexScan {
         // SAFETY: opened in open(); locks are kept to the end of the transaction, as the
         // executor does.
         unsafe {
+            if self.vm_buffer != pg_sys::InvalidBuffer as pg_sys::Buffer {
+                pg_sys::ReleaseBuffer(self.vm_buffer);
+            }
             pg_sys::ExecDropSingleTupleTableSlot(self.slot);
             pg_sys::index_endscan(self.scan);
             pg_sys::index_close(self.index, pg_sys::NoLock as i32);
@@ -370,6 +410,14 @@ unsafe fn attnum(heap: Oid, table: &CStr, column: &'static CStr) -> i32 {
             i32::from(n)
         }
     }
+}
+
+/// The positions in `index`'s rows (key and INCLUDE columns) of the table's columns
+/// `attnums`, if it holds them all.
+unsafe fn index_positions(index: pg_sys::Relation, attnums: &[i32]) -> Option<Vec<usize>> {
+    let form = (*index).rd_index;
+    let indexed = (*form).indkey.values.as_slice((*form).indnatts as usize);
+    attnums.iter().map(|&a| indexed.iter().position(|&i| i32::from(i) == a)).collect()
 }
 
 #[cfg(not(feature = "pg18"))]

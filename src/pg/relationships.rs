@@ -317,15 +317,36 @@ impl TupleSource for Stored {
         self.read_tuples(object, relation, &[subject_type], None)
     }
 
-    fn objects(&self, subject: &Subject, type_name: &str, relation: &str) -> Vec<String> {
+    fn objects(&self, subject: &Subject, type_name: &str, relation: &str) -> Vec<Rc<str>> {
         let (subject_type, subject_id, subject_relation) = subject_columns(subject);
-        let keys = [subject_type, subject_id, subject_relation, type_name, relation].map(IndexKey::text);
-        let found = self.lookup(TUPLES_BY_SUBJECT, &keys, &[c"object_id", c"condition", c"expires_at"], None, |v| {
-            let holds = v[1].is_none() && !self.expired(v[2]);
-            holds.then(|| value::<String>(v[0])).flatten()
+        let wanted = [subject_type, subject_id, subject_relation, type_name, relation];
+        const COLUMNS: &[&CStr] =
+            &[c"subject_type", c"subject_id", c"subject_relation", c"object_type", c"relation", c"object_id", c"condition", c"expires_at"];
+        let found = self.lookup(TUPLES_BY_SUBJECT, &[subject_key(&wanted)], COLUMNS, None, |v| {
+            // The index finds the hash; an entry of another subject or relation (a
+            // collision) is passed over here.
+            let same = wanted.iter().zip(v).all(|(w, v)| value::<&str>(*v) == Some(*w));
+            let holds = same && v[6].is_none() && !self.expired(v[7]);
+            holds.then(|| value::<&str>(v[5]).map(Rc::from)).flatten()
         });
         found.into_iter().flatten().collect()
     }
+}
+
+/// The key of `relation_tuples_subject` for (subject type, id, relation, object type,
+/// relation): the index's expression, computed by the same function.
+fn subject_key(parts: &[&str; 5]) -> IndexKey {
+    let text = parts.join(" ");
+    unsafe extern "C-unwind" {
+        // PostgreSQL's own, called through fmgr (pg_sys's binding is a Rust wrapper).
+        #[link_name = "hashtextextended"]
+        fn hashtextextended(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum;
+    }
+    // SAFETY: hashtextextended(text, int8) with the columns' collation, as the index calls it.
+    let hash = unsafe {
+        pg_sys::DirectFunctionCall2Coll(Some(hashtextextended), pg_sys::C_COLLATION_OID, text.as_str().into_datum().expect("a text datum"), 0i64.into())
+    };
+    IndexKey { equality: pg_sys::F_INT8EQ, value: hash }
 }
 
 /// What every query takes besides its request (arguments `n`, `n + 1`, `n + 2`): its
@@ -370,26 +391,70 @@ fn authz_relation_check(fcinfo: pg_sys::FunctionCallInfo) -> bool {
     eval::check(&model, &Both(&stored, &contextual), &subject, relation, &object).map_err(Error::from).or_raise()
 }
 
+/// Hands `rows` to the executor as the call's whole result (`SETOF text`, materialize
+/// mode): one call, one tuplestore, instead of a call per row.
+fn return_rows<'a>(fcinfo: pg_sys::FunctionCallInfo, rows: impl IntoIterator<Item = [&'a str; 2]>) {
+    // SAFETY: fcinfo is the call's own; resultinfo, when it is a ReturnSetInfo, is the
+    // executor's, and the tuplestore and its descriptor live in its per-query context, as
+    // the set-returning functions of PostgreSQL's own (InitMaterializedSRF) do.
+    unsafe {
+        let rsinfo = (*fcinfo).resultinfo as *mut pg_sys::ReturnSetInfo;
+        if rsinfo.is_null()
+            || (*rsinfo).type_ != pg_sys::NodeTag::T_ReturnSetInfo
+            || (*rsinfo).allowedModes & pg_sys::SetFunctionReturnMode::SFRM_Materialize as i32 == 0
+        {
+            ereport!(ERROR, PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED, "set-valued function called in context that cannot accept a set");
+        }
+        let caller = pg_sys::MemoryContextSwitchTo((*(*rsinfo).econtext).ecxt_per_query_memory);
+        let desc = pg_sys::CreateTemplateTupleDesc(1);
+        pg_sys::TupleDescInitEntry(desc, 1, c"value".as_ptr(), pg_sys::TEXTOID, -1, 0);
+        let random = (*rsinfo).allowedModes & pg_sys::SetFunctionReturnMode::SFRM_Materialize_Random as i32 != 0;
+        let store = pg_sys::tuplestore_begin_heap(random, false, pg_sys::work_mem);
+        pg_sys::MemoryContextSwitchTo(caller);
+        // Each row's text is built in one buffer (u32s: a varlena's header is aligned),
+        // which the tuplestore copies.
+        let mut text: Vec<u32> = Vec::new();
+        for parts in rows {
+            let len = pg_sys::VARHDRSZ + parts.iter().map(|p| p.len()).sum::<usize>();
+            text.resize(len.div_ceil(4), 0);
+            let bytes = text.as_mut_ptr().cast::<u8>();
+            let mut at = pg_sys::VARHDRSZ;
+            for part in parts {
+                std::ptr::copy_nonoverlapping(part.as_ptr(), bytes.add(at), part.len());
+                at += part.len();
+            }
+            pgrx::set_varsize_4b(bytes.cast(), len as i32);
+            let mut value = pg_sys::Datum::from(bytes);
+            let mut is_null = false;
+            pg_sys::tuplestore_putvalues(store, desc, &mut value, &mut is_null);
+        }
+        (*rsinfo).returnMode = pg_sys::SetFunctionReturnMode::SFRM_Materialize;
+        (*rsinfo).setResult = store;
+        (*rsinfo).setDesc = desc;
+    }
+}
+
 #[pg_extern(sql = false)]
-fn authz_list_objects(fcinfo: pg_sys::FunctionCallInfo) -> SetOfIterator<'static, String> {
+fn authz_list_objects(fcinfo: pg_sys::FunctionCallInfo) {
     // SAFETY: pgrx passes the call's own fcinfo.
     let args = unsafe { Args::new(fcinfo) };
     let (Some(subject), Some(type_name), Some(relation)) = (args.get::<&str>(0), args.get::<&str>(1), args.get::<&str>(2)) else {
-        return SetOfIterator::new(Vec::new());
+        return return_rows(fcinfo, []);
     };
     let subject = parsed_arg("subject", subject, Subject::parse);
     let stored = Stored::new();
     let (model, contextual) = query_model_and_tuples(&stored.reader, &args, 3);
-    let found = eval::list_objects(&model, &Both(&stored, &contextual), &subject, type_name, relation).map_err(Error::from).or_raise();
-    SetOfIterator::new(found)
+    let ids = eval::list_object_ids(&model, &Both(&stored, &contextual), &subject, type_name, relation).map_err(Error::from).or_raise();
+    let prefix = format!("{type_name}:");
+    return_rows(fcinfo, ids.iter().map(|id| [prefix.as_str(), &**id]));
 }
 
 #[pg_extern(sql = false)]
-fn authz_list_users(fcinfo: pg_sys::FunctionCallInfo) -> SetOfIterator<'static, String> {
+fn authz_list_users(fcinfo: pg_sys::FunctionCallInfo) {
     // SAFETY: pgrx passes the call's own fcinfo.
     let args = unsafe { Args::new(fcinfo) };
     let (Some(object), Some(relation)) = (args.get::<&str>(0), args.get::<&str>(1)) else {
-        return SetOfIterator::new(Vec::new());
+        return return_rows(fcinfo, []);
     };
     let filters: Vec<String> = args.get::<Vec<Option<String>>>(2).unwrap_or_default().into_iter().flatten().collect();
     if filters.is_empty() {
@@ -403,5 +468,5 @@ fn authz_list_users(fcinfo: pg_sys::FunctionCallInfo) -> SetOfIterator<'static, 
     for filter in &filters {
         found.extend(eval::list_users(&model, &tuples, &object, relation, filter).map_err(Error::from).or_raise());
     }
-    SetOfIterator::new(found)
+    return_rows(fcinfo, found.iter().map(|user| ["", user.as_str()]));
 }

@@ -10,6 +10,7 @@ use super::model::{Model, RestrictionKind, Rewrite};
 use super::tuple::{Object, Subject, Tuple};
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::{BTreeSet, HashSet};
+use std::rc::Rc;
 
 /// OpenFGA's limit on the depth of a resolution.
 pub const MAX_DEPTH: u32 = 25;
@@ -68,7 +69,7 @@ pub trait TupleSource {
     /// The ids of the objects of `type_name` with a tuple for `relation` whose subject is
     /// exactly `subject`, without a condition and unexpired (the subject side: list_objects
     /// walks it).
-    fn objects(&self, subject: &Subject, type_name: &str, relation: &str) -> Vec<String>;
+    fn objects(&self, subject: &Subject, type_name: &str, relation: &str) -> Vec<Rc<str>>;
 }
 
 /// Tuples in memory: contextual tuples, and tests.
@@ -80,11 +81,11 @@ impl TupleSource for TupleList {
         self.0.iter().filter(|t| &t.object == object && t.relation == relation).cloned().collect()
     }
 
-    fn objects(&self, subject: &Subject, type_name: &str, relation: &str) -> Vec<String> {
+    fn objects(&self, subject: &Subject, type_name: &str, relation: &str) -> Vec<Rc<str>> {
         let found = self.0.iter().filter(|t| {
             &t.subject == subject && t.object.type_name == type_name && t.relation == relation && t.condition.is_none()
         });
-        found.map(|t| t.object.id.clone()).collect()
+        found.map(|t| Rc::from(t.object.id.as_str())).collect()
     }
 }
 
@@ -108,7 +109,7 @@ impl TupleSource for Both<'_> {
         all
     }
 
-    fn objects(&self, subject: &Subject, type_name: &str, relation: &str) -> Vec<String> {
+    fn objects(&self, subject: &Subject, type_name: &str, relation: &str) -> Vec<Rc<str>> {
         let mut all = self.0.objects(subject, type_name, relation);
         all.extend(self.1.objects(subject, type_name, relation));
         all
@@ -367,17 +368,26 @@ impl Checker<'_> {
     }
 }
 
-/// The objects of `type_name` the subject is related to by `relation`: the candidates
-/// found from the subject's side, each checked.
+/// The objects of `type_name` the subject is related to by `relation` (`type:id`).
 pub fn list_objects(model: &Model, tuples: &dyn TupleSource, subject: &Subject, type_name: &str, relation: &str) -> Result<Vec<String>> {
+    let ids = list_object_ids(model, tuples, subject, type_name, relation)?;
+    Ok(ids.iter().map(|id| format!("{type_name}:{id}")).collect())
+}
+
+/// The ids of the objects `list_objects` lists: the candidates found from the subject's
+/// side, each checked unless the walk is exact.
+pub fn list_object_ids(model: &Model, tuples: &dyn TupleSource, subject: &Subject, type_name: &str, relation: &str) -> Result<Vec<Rc<str>>> {
     require_relation(model, type_name, relation)?;
     require_subject(model, subject)?;
     let (candidates, exact) = Candidates::new(model, tuples, subject).of(type_name, relation);
+    if exact {
+        return Ok(candidates.into_iter().collect());
+    }
     let mut found = Vec::new();
     for id in candidates {
-        let object = Object { type_name: type_name.to_string(), id };
-        if exact || check(model, tuples, subject, relation, &object)? {
-            found.push(object.to_string());
+        let object = Object { type_name: type_name.to_string(), id: id.to_string() };
+        if check(model, tuples, subject, relation, &object)? {
+            found.push(id);
         }
     }
     Ok(found)
@@ -431,8 +441,8 @@ struct Candidates<'a> {
     model: &'a Model,
     tuples: &'a dyn TupleSource,
     subject: &'a Subject,
-    sets: FxHashMap<(String, String), FxHashSet<String>>,
-    looked_up: FxHashMap<(Subject, String, String), Vec<String>>,
+    sets: FxHashMap<(String, String), FxHashSet<Rc<str>>>,
+    looked_up: FxHashMap<(Subject, String, String), Rc<[Rc<str>]>>,
 }
 
 impl<'a> Candidates<'a> {
@@ -444,7 +454,7 @@ impl<'a> Candidates<'a> {
     /// and no `but not` the walk only follows ways that relate (the lookups see only tuples
     /// without a condition and unexpired, as the check does), unless the derivations it
     /// found could be deeper than the check's limit (then the check decides, with its error).
-    fn of(mut self, type_name: &str, relation: &str) -> (FxHashSet<String>, bool) {
+    fn of(mut self, type_name: &str, relation: &str) -> (FxHashSet<Rc<str>>, bool) {
         let relations: usize = self.model.types.iter().map(|t| t.relations.len()).sum();
         let unions_only = !self.model.types.iter().flat_map(|t| &t.relations).any(|r| has_set_operation(&r.rewrite));
         // A relation is walked again only when a set it reads grew since its last walk (its
@@ -472,12 +482,16 @@ impl<'a> Candidates<'a> {
                     // A userset is related to its own object by its own relation.
                     if let Subject::Userset(o, own) = self.subject {
                         if o.type_name == t.name && *own == r.name {
-                            found.insert(o.id.clone());
+                            found.insert(Rc::from(o.id.as_str()));
                         }
                     }
                     let set = self.sets.entry((t.name.clone(), r.name.clone())).or_default();
                     let before = set.len();
-                    set.extend(found);
+                    if set.is_empty() {
+                        *set = found;
+                    } else {
+                        set.extend(found);
+                    }
                     if set.len() > before {
                         grew = true;
                         grown_at.insert(key, step);
@@ -493,22 +507,22 @@ impl<'a> Candidates<'a> {
         (self.sets.remove(&(type_name.to_string(), relation.to_string())).unwrap_or_default(), exact)
     }
 
-    fn set(&self, type_name: &str, relation: &str) -> Vec<String> {
+    fn set(&self, type_name: &str, relation: &str) -> Vec<Rc<str>> {
         self.sets.get(&(type_name.to_string(), relation.to_string())).map_or_else(Vec::new, |s| s.iter().cloned().collect())
     }
 
     /// Objects with a `relation` tuple naming `subject`, looked up once.
-    fn objects(&mut self, subject: Subject, type_name: &str, relation: &str) -> Vec<String> {
+    fn objects(&mut self, subject: Subject, type_name: &str, relation: &str) -> Rc<[Rc<str>]> {
         let key = (subject, type_name.to_string(), relation.to_string());
         if let Some(ids) = self.looked_up.get(&key) {
             return ids.clone();
         }
-        let ids = self.tuples.objects(&key.0, type_name, relation);
+        let ids: Rc<[Rc<str>]> = self.tuples.objects(&key.0, type_name, relation).into();
         self.looked_up.insert(key, ids.clone());
         ids
     }
 
-    fn reach(&mut self, type_name: &str, relation: &str, rewrite: &Rewrite) -> FxHashSet<String> {
+    fn reach(&mut self, type_name: &str, relation: &str, rewrite: &Rewrite) -> FxHashSet<Rc<str>> {
         let mut found = FxHashSet::default();
         match rewrite {
             Rewrite::Direct(restrictions) => {
@@ -521,16 +535,16 @@ impl<'a> Candidates<'a> {
                         _ => false,
                     };
                     if exact {
-                        found.extend(self.objects(self.subject.clone(), type_name, relation));
+                        found.extend(self.objects(self.subject.clone(), type_name, relation).iter().cloned());
                     }
                     match (&r.kind, self.subject) {
                         (RestrictionKind::Wildcard, Subject::Object(o)) if o.type_name == r.type_name => {
-                            found.extend(self.objects(Subject::Wildcard(r.type_name.clone()), type_name, relation));
+                            found.extend(self.objects(Subject::Wildcard(r.type_name.clone()), type_name, relation).iter().cloned());
                         }
                         (RestrictionKind::Userset(rel), _) => {
                             for id in self.set(&r.type_name, rel) {
-                                let userset = Subject::Userset(Object { type_name: r.type_name.clone(), id }, rel.clone());
-                                found.extend(self.objects(userset, type_name, relation));
+                                let userset = Subject::Userset(Object { type_name: r.type_name.clone(), id: id.to_string() }, rel.clone());
+                                found.extend(self.objects(userset, type_name, relation).iter().cloned());
                             }
                         }
                         _ => {}
@@ -551,8 +565,8 @@ impl<'a> Candidates<'a> {
                     .collect();
                 for parent_type in parent_types {
                     for id in self.set(&parent_type, computed) {
-                        let parent = Subject::Object(Object { type_name: parent_type.clone(), id });
-                        found.extend(self.objects(parent, type_name, tupleset));
+                        let parent = Subject::Object(Object { type_name: parent_type.clone(), id: id.to_string() });
+                        found.extend(self.objects(parent, type_name, tupleset).iter().cloned());
                     }
                 }
             }
@@ -925,7 +939,7 @@ mod tests {
             self.0.tuples(object, relation)
         }
 
-        fn objects(&self, subject: &Subject, type_name: &str, relation: &str) -> Vec<String> {
+        fn objects(&self, subject: &Subject, type_name: &str, relation: &str) -> Vec<Rc<str>> {
             self.0.objects(subject, type_name, relation)
         }
     }

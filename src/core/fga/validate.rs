@@ -12,6 +12,19 @@ use std::collections::HashSet;
 pub type Invalid = String;
 
 const RESERVED: [&str; 2] = ["self", "this"];
+/// OpenFGA's naming rules: type names of at most 254 characters, relation names of at most
+/// 50; and ours for condition names, 256 (a tuple's index entries hold all three).
+const MAX_TYPE_NAME: usize = 254;
+const MAX_RELATION_NAME: usize = 50;
+const MAX_CONDITION_NAME: usize = 256;
+
+/// That `name` (of a `what`) is at most `max` characters long.
+fn short_enough(what: &str, name: &str, max: usize) -> Result<(), Invalid> {
+    match name.chars().count() {
+        n if n > max => Err(format!("{what} name \"{}…\" has {n} characters; the limit is {max}", name.chars().take(20).collect::<String>())),
+        _ => Ok(()),
+    }
+}
 
 pub fn validate(model: &Model) -> Result<(), Invalid> {
     if model.schema != "1.1" {
@@ -22,6 +35,7 @@ pub fn validate(model: &Model) -> Result<(), Invalid> {
         if RESERVED.contains(&t.name.as_str()) {
             return Err(format!("type name \"{}\" is reserved", t.name));
         }
+        short_enough("type", &t.name, MAX_TYPE_NAME)?;
         if !types.insert(t.name.as_str()) {
             return Err(format!("type {} is defined twice", t.name));
         }
@@ -30,6 +44,7 @@ pub fn validate(model: &Model) -> Result<(), Invalid> {
             if RESERVED.contains(&r.name.as_str()) {
                 return Err(format!("relation name \"{}\" of type {} is reserved", r.name, t.name));
             }
+            short_enough("relation", &r.name, MAX_RELATION_NAME)?;
             if !relations.insert(r.name.as_str()) {
                 return Err(format!("relation {} of type {} is defined twice", r.name, t.name));
             }
@@ -37,6 +52,7 @@ pub fn validate(model: &Model) -> Result<(), Invalid> {
     }
     let mut conditions = HashSet::new();
     for c in &model.conditions {
+        short_enough("condition", &c.name, MAX_CONDITION_NAME)?;
         if !conditions.insert(c.name.as_str()) {
             return Err(format!("condition {} is defined twice", c.name));
         }
@@ -164,6 +180,7 @@ mod tests {
             "type user\ntype doc\n  relations\n    define viewer: [user] or viewer",
             "type user\ntype doc\n  relations\n    define a: [user]\n    define b: a but not b",
             "type user\ntype doc\n  relations\n    define viewer: [user:*, user with c]\ncondition c(x: int) { x < 1 }",
+            &format!("type {}\n  relations\n    define {}: [{0}]", "t".repeat(254), "r".repeat(50)),
         ] {
             assert_eq!(check(body), Ok(()), "{body}");
         }
@@ -176,6 +193,9 @@ mod tests {
         for (body, expected) in [
             ("type user\ntype user", "defined twice"),
             ("type self", "reserved"),
+            (&format!("type {}", "t".repeat(255)), "has 255 characters; the limit is 254"),
+            (&format!("type user\n  relations\n    define {}: [user]", "r".repeat(51)), "has 51 characters; the limit is 50"),
+            (&format!("type user\n  relations\n    define v: [user with c]\ncondition {}(x: int) {{ x < 1 }}", "c".repeat(257)), "the limit is 256"),
             ("type user\n  relations\n    define this: [user]", "reserved"),
             ("type user\n  relations\n    define a: [user]\n    define a: [user]", "defined twice"),
             ("type doc\n  relations\n    define viewer: [user]", "type user is not defined"),
