@@ -65,7 +65,7 @@ fn find_key(hash: &[u8; 32]) -> Option<StoredKey> {
     let hash = hash.as_slice().into_datum().expect("a bytea datum");
     let reader = latest::Reader::new();
     let columns = [c"id", c"user_id", c"scopes", c"expires_at", c"revoked_at"];
-    let by_hash = [IndexKey { equality: pg_sys::F_BYTEAEQ, value: hash }];
+    let by_hash = [IndexKey::equal(pg_sys::F_BYTEAEQ, hash)];
     let mut key = reader
         .lookup((c"api_keys", c"api_keys_key_hash_key"), &by_hash, &columns, Some(1), |v| StoredKey {
             key_id: value(v[0]),
@@ -76,7 +76,7 @@ fn find_key(hash: &[u8; 32]) -> Option<StoredKey> {
             last_used_at: None,
         })
         .pop()?;
-    let by_id = [IndexKey { equality: pg_sys::F_UUID_EQ, value: key.key_id.into_datum().expect("a uuid datum") }];
+    let by_id = [IndexKey::equal(pg_sys::F_UUID_EQ, key.key_id.into_datum().expect("a uuid datum"))];
     key.last_used_at = reader
         .lookup((c"api_key_usage", c"api_key_usage_pkey"), &by_id, &[c"last_used_at"], Some(1), |v| {
             value::<TimestampWithTimeZone>(v[0])

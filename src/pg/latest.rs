@@ -133,18 +133,31 @@ unsafe fn latest_snapshot() -> pg_sys::Snapshot {
     pg_sys::GetSnapshotData(own)
 }
 
-/// Equality on one column of an index: the comparison function (`F_*` of pg_sys) and the
-/// value. A lookup's keys match the index's leading columns, in order.
+/// A condition on one column of an index: its B-tree strategy (equality unless said), the
+/// comparison function (`F_*` of pg_sys) and the value. A lookup's keys match the index's
+/// leading columns, in order.
 #[derive(Clone, Copy)]
 pub struct IndexKey {
-    pub equality: u32,
+    pub strategy: u32,
+    pub procedure: u32,
     pub value: Datum,
 }
 
 impl IndexKey {
+    /// Equality, by the comparison function `procedure`.
+    pub fn equal(procedure: u32, value: Datum) -> Self {
+        IndexKey { strategy: pg_sys::BTEqualStrategyNumber, procedure, value }
+    }
+
     /// Equality on a text column.
     pub fn text(s: &str) -> Self {
-        IndexKey { equality: pg_sys::F_TEXTEQ, value: s.into_datum().expect("a text datum") }
+        Self::equal(pg_sys::F_TEXTEQ, s.into_datum().expect("a text datum"))
+    }
+
+    /// Any value of a text column (`>= ''`): a lookup by the leading columns of a scan opened
+    /// for more of them.
+    pub fn any_text() -> Self {
+        IndexKey { strategy: pg_sys::BTGreaterEqualStrategyNumber, procedure: pg_sys::F_TEXT_GE, value: "".into_datum().expect("a text datum") }
     }
 }
 
@@ -248,7 +261,10 @@ impl IndexScan {
             }
             for &attnum in &self.attnums {
                 let mut is_null = false;
-                let datum = pg_sys::slot_getattr(self.slot, attnum, &mut is_null);
+                let datum = match attnum > 0 {
+                    true => pg_sys::slot_getattr(self.slot, attnum, &mut is_null),
+                    false => pg_sys::slot_getsysattr(self.slot, attnum, &mut is_null), // xmin, ctid, ...
+                };
                 values.push((!is_null).then_some(datum));
             }
             return true;
@@ -273,8 +289,7 @@ impl IndexScan {
         }
     }
 
-    /// The rows `keys` (equalities on the index's leading columns, as many as the scan was
-    /// opened for) find, at most `limit`, each read as `Reader::lookup` reads them.
+    /// The rows `keys` (on the index's leading columns, as many as the scan was opened for) find, at most `limit`, each read as `Reader::lookup` reads them.
     fn fetch<R>(
         &mut self,
         keys: &[IndexKey],
@@ -297,10 +312,10 @@ impl IndexScan {
                         &mut scan_key,
                         0,
                         i as i16 + 1,
-                        pg_sys::BTEqualStrategyNumber as u16,
+                        key.strategy as u16,
                         pg_sys::InvalidOid,
                         collation,
-                        Oid::from(key.equality),
+                        Oid::from(key.procedure),
                         key.value,
                     );
                     scan_key
@@ -351,6 +366,29 @@ impl OpenScan {
 pub fn value<T: FromDatum>(datum: Option<Datum>) -> Option<T> {
     // SAFETY: lookup passes live datums of the columns it was asked for.
     datum.and_then(|d| unsafe { T::from_datum(d, false) })
+}
+
+/// A text value `Reader::lookup` handed over, as its bytes: read in place when it is stored
+/// inline and uncompressed, as short values in index entries and table rows are (no
+/// detoasting call per value: the hot loops of the relationship walks).
+pub fn text_bytes<'a>(datum: Option<Datum>) -> Option<&'a [u8]> {
+    use pgrx::varlena::{varatt_is_1b_e, varatt_is_4b_c, vardata_any, varsize_any_exhdr};
+    let ptr = datum?.cast_mut_ptr::<pg_sys::varlena>();
+    // SAFETY: lookup passes live datums of text columns; an inline uncompressed varlena's
+    // bytes follow its header, and a detoasted copy lives as long as the call's memory.
+    unsafe {
+        let plain = match varatt_is_1b_e(ptr) || varatt_is_4b_c(ptr) {
+            true => pg_sys::pg_detoast_datum_packed(ptr),
+            false => ptr,
+        };
+        Some(std::slice::from_raw_parts(vardata_any(plain).cast::<u8>(), varsize_any_exhdr(plain)))
+    }
+}
+
+/// A text value as `value::<&str>` gives it, by `text_bytes`.
+pub fn text<'a>(datum: Option<Datum>) -> Option<&'a str> {
+    // Not UTF-8 (a database of another encoding): as value::<&str> reports it.
+    text_bytes(datum).and_then(|bytes| std::str::from_utf8(bytes).ok().or_else(|| value(datum)))
 }
 
 impl Drop for Reader {

@@ -8,7 +8,7 @@
 use super::admin::call;
 use super::args::Args;
 use super::clock;
-use super::latest::{self, value, IndexKey};
+use super::latest::{self, text, text_bytes, value, IndexKey};
 use super::report::{raise, OrRaise};
 use crate::core::error::Error;
 use crate::core::fga::eval::{self, Both, TupleList, TupleSource};
@@ -42,22 +42,26 @@ fn invalid(message: String, code: u32) -> Error {
 // Models ----------------------------------------------------------------------------------
 
 thread_local! {
-    /// Parsed models by id, with their text (a restore or a re-created extension may give
-    /// an id another text). A handful: queries name the current model, rarely an old one.
-    static PARSED: RefCell<HashMap<i64, (String, Rc<Model>)>> = RefCell::new(HashMap::new());
+    /// Parsed models by id and the xmin of their row (a restore, a re-created extension or
+    /// a hand-made change may give an id another text, never in the same row version). A
+    /// handful: queries name the current model, rarely an old one.
+    static PARSED: RefCell<HashMap<(i64, u32), Rc<Model>>> = RefCell::new(HashMap::new());
 }
 
-/// The model `model_id` names, else the current one (the latest written), read by `reader`.
+const MODELS: (&CStr, &CStr) = (c"relation_models", c"relation_models_pkey");
+
+/// The model `model_id` names, else the current one (the latest written), read by `reader`:
+/// its id and row version, and its text only when this backend has not parsed it yet.
 fn model(reader: &latest::Reader, model_id: Option<&str>) -> Rc<Model> {
-    let columns = [c"id", c"dsl"];
-    let row = |v: &[Option<pg_sys::Datum>]| (value::<i64>(v[0]), value::<String>(v[1]));
+    let columns = [c"id", c"xmin"];
+    let row = |v: &[Option<pg_sys::Datum>]| (value::<i64>(v[0]), v[1].map(|xmin| xmin.value() as u32));
+    let key = |id: i64| IndexKey::equal(pg_sys::F_INT8EQ, id.into_datum().expect("an int8 datum"));
     let found = match model_id {
-        None => reader.last((c"relation_models", c"relation_models_pkey"), &columns, row),
+        None => reader.last(MODELS, &columns, row),
         Some(text) => {
             // Only the id as authz_model_write returned it ('+1' and '01' name nothing).
             let id = text.parse::<i64>().ok().filter(|id| *id > 0 && id.to_string() == text);
-            let key = |id: i64| IndexKey { equality: pg_sys::F_INT8EQ, value: id.into_datum().expect("an int8 datum") };
-            let found = id.and_then(|id| reader.lookup((c"relation_models", c"relation_models_pkey"), &[key(id)], &columns, Some(1), row).pop());
+            let found = id.and_then(|id| reader.lookup(MODELS, &[key(id)], &columns, Some(1), row).pop());
             if found.is_none() {
                 raise(Error::invalid_with_hint(
                     format!("model id \"{}\" does not exist", shorten(text)),
@@ -67,19 +71,21 @@ fn model(reader: &latest::Reader, model_id: Option<&str>) -> Rc<Model> {
             found
         }
     };
-    let Some((Some(id), Some(text))) = found else {
+    let Some((Some(id), Some(xmin))) = found else {
         raise(Error::invalid_with_hint("no relationship model has been written", "authz_model_write(dsl) stores one."));
     };
-    if let Some(model) = PARSED.with_borrow(|p| p.get(&id).filter(|(t, _)| *t == text).map(|(_, m)| m.clone())) {
+    if let Some(model) = PARSED.with_borrow(|p| p.get(&(id, xmin)).cloned()) {
         return model;
     }
+    let dsl = reader.lookup(MODELS, &[key(id)], &[c"dsl"], Some(1), |v| value::<String>(v[0])).pop().flatten();
+    let text = dsl.expect("the model row just read");
     // Written through authz_model_write, so valid, unless the table was changed by hand.
     let model = Rc::new(parsed(&text).map_err(|why| Error::invalid(format!("stored model {id} is invalid: {why}"))).or_raise());
     PARSED.with_borrow_mut(|p| {
         if p.len() >= 8 {
             p.clear();
         }
-        p.insert(id, (text, model.clone()));
+        p.insert((id, xmin), model.clone());
     });
     model
 }
@@ -277,15 +283,17 @@ impl Stored {
     }
 
     /// The unexpired tuples on `object` for `relation` whose subject columns begin with
-    /// `subject` (type, id, relation: the primary key's order).
+    /// `subject` (type, id, relation: the primary key's order). One scan of the primary key
+    /// serves every such lookup: the columns not given take any value.
     fn read_tuples(&self, object: &Object, relation: &str, subject: &[&str], limit: Option<usize>) -> Vec<Tuple> {
         let object_keys = [object.type_name.as_str(), &object.id, relation];
-        let keys: Vec<IndexKey> = object_keys.iter().chain(subject).map(|s| IndexKey::text(s)).collect();
+        let given = object_keys.iter().chain(subject).map(|s| IndexKey::text(s));
+        let keys: Vec<IndexKey> = given.chain(std::iter::repeat_n(IndexKey::any_text(), 3 - subject.len())).collect();
         const COLUMNS: &[&CStr] = &[c"subject_type", c"subject_id", c"subject_relation", c"condition", c"expires_at"];
         let rows = self.lookup(TUPLES, &keys, COLUMNS, limit, |v| {
             let expired = self.expired(v[4]);
             let (subject_type, subject_id, subject_relation) =
-                (value::<String>(v[0]).unwrap_or_default(), value::<String>(v[1]).unwrap_or_default(), value::<String>(v[2]).unwrap_or_default());
+                (text(v[0]).unwrap_or_default().to_string(), text(v[1]).unwrap_or_default().to_string(), text(v[2]).unwrap_or_default().to_string());
             let subject = match (subject_id.as_str(), subject_relation.is_empty()) {
                 ("*", true) => Subject::Wildcard(subject_type),
                 (_, true) => Subject::Object(Object { type_name: subject_type, id: subject_id }),
@@ -325,9 +333,9 @@ impl TupleSource for Stored {
         let found = self.lookup(TUPLES_BY_SUBJECT, &[subject_key(&wanted)], COLUMNS, None, |v| {
             // The index finds the hash; an entry of another subject or relation (a
             // collision) is passed over here.
-            let same = wanted.iter().zip(v).all(|(w, v)| value::<&str>(*v) == Some(*w));
+            let same = wanted.iter().zip(v).all(|(w, v)| text_bytes(*v) == Some(w.as_bytes()));
             let holds = same && v[6].is_none() && !self.expired(v[7]);
-            holds.then(|| value::<&str>(v[5]).map(Rc::from)).flatten()
+            holds.then(|| text(v[5]).map(Rc::from)).flatten()
         });
         found.into_iter().flatten().collect()
     }
@@ -346,7 +354,7 @@ fn subject_key(parts: &[&str; 5]) -> IndexKey {
     let hash = unsafe {
         pg_sys::DirectFunctionCall2Coll(Some(hashtextextended), pg_sys::C_COLLATION_OID, text.as_str().into_datum().expect("a text datum"), 0i64.into())
     };
-    IndexKey { equality: pg_sys::F_INT8EQ, value: hash }
+    IndexKey::equal(pg_sys::F_INT8EQ, hash)
 }
 
 /// What every query takes besides its request (arguments `n`, `n + 1`, `n + 2`): its

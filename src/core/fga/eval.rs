@@ -442,8 +442,11 @@ struct Candidates<'a> {
     tuples: &'a dyn TupleSource,
     subject: &'a Subject,
     sets: FxHashMap<(String, String), FxHashSet<Rc<str>>>,
-    looked_up: FxHashMap<(Subject, String, String), Rc<[Rc<str>]>>,
+    looked_up: FxHashMap<(Subject, String, String), Ids>,
 }
+
+/// Object ids of one lookup, shared by the walk's sets (an id is allocated once).
+type Ids = Rc<[Rc<str>]>;
 
 impl<'a> Candidates<'a> {
     fn new(model: &'a Model, tuples: &'a dyn TupleSource, subject: &'a Subject) -> Self {
@@ -512,12 +515,12 @@ impl<'a> Candidates<'a> {
     }
 
     /// Objects with a `relation` tuple naming `subject`, looked up once.
-    fn objects(&mut self, subject: Subject, type_name: &str, relation: &str) -> Rc<[Rc<str>]> {
+    fn objects(&mut self, subject: Subject, type_name: &str, relation: &str) -> Ids {
         let key = (subject, type_name.to_string(), relation.to_string());
         if let Some(ids) = self.looked_up.get(&key) {
             return ids.clone();
         }
-        let ids: Rc<[Rc<str>]> = self.tuples.objects(&key.0, type_name, relation).into();
+        let ids: Ids = self.tuples.objects(&key.0, type_name, relation).into();
         self.looked_up.insert(key, ids.clone());
         ids
     }
