@@ -1030,7 +1030,9 @@ COMMENT ON TABLE authz.relation_models IS
 -- Tuples: object (type:id) relation subject, where the subject is an object
 -- (subject_relation ''), every object of a type (subject_id '*') or a userset
 -- (type:id#subject_relation). The primary key serves object -> subjects (a check walks
--- it); relation_tuples_subject serves subject -> objects.
+-- it); relation_tuples_subject serves subject -> objects. Each index holds every column
+-- the evaluation reads through it (INCLUDE), so it reads the table only for index entries
+-- on pages not yet marked all-visible (src/pg/latest.rs, index-only scans).
 CREATE TABLE authz.relation_tuples (
     object_type      text COLLATE "C" NOT NULL,
     object_id        text COLLATE "C" NOT NULL,
@@ -1045,9 +1047,19 @@ CREATE TABLE authz.relation_tuples (
     created_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
     CONSTRAINT relation_tuples_pkey
         PRIMARY KEY (object_type, object_id, relation, subject_type, subject_id, subject_relation)
+        INCLUDE (condition, expires_at)
 );
+-- Keyed by one 64-bit hash of the subject, the object type and the relation (none of them
+-- holds a space), so a lookup compares one integer per entry; the entries found are then
+-- compared column by column (src/pg/relationships.rs, Stored::objects), so a collision
+-- costs a comparison, never a wrong answer.
 CREATE INDEX relation_tuples_subject
-    ON authz.relation_tuples (subject_type, subject_id, subject_relation, object_type, relation);
+    ON authz.relation_tuples (pg_catalog.hashtextextended(
+        subject_type OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) subject_id
+        OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) subject_relation
+        OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) object_type
+        OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) relation, 0))
+    INCLUDE (subject_type, subject_id, subject_relation, object_type, relation, object_id, condition, expires_at);
 COMMENT ON TABLE authz.relation_tuples IS
     'Relationship tuples: object (object_type:object_id) is related by relation to the subject subject_type:subject_id (''*'': every one of the type), or to the userset subject_type:subject_id#subject_relation.';
 
@@ -1267,19 +1279,19 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/relationships.rs:373
+-- src/pg/relationships.rs:445
 -- authz_ext::pg::relationships::authz_list_objects
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/relationships.rs:387
+-- src/pg/relationships.rs:460
 -- authz_ext::pg::relationships::authz_list_users
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/relationships.rs:93
+-- src/pg/relationships.rs:99
 -- authz_ext::pg::relationships::authz_model_write
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
@@ -1291,7 +1303,7 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/relationships.rs:358
+-- src/pg/relationships.rs:387
 -- authz_ext::pg::relationships::authz_relation_check
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
@@ -1351,19 +1363,19 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/relationships.rs:193
+-- src/pg/relationships.rs:199
 -- authz_ext::pg::relationships::authz_tuple_delete
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/relationships.rs:175
+-- src/pg/relationships.rs:181
 -- authz_ext::pg::relationships::authz_tuple_write
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/relationships.rs:199
+-- src/pg/relationships.rs:205
 -- authz_ext::pg::relationships::authz_tuple_write_bulk
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
