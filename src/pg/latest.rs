@@ -289,7 +289,8 @@ impl IndexScan {
         }
     }
 
-    /// The rows `keys` (on the index's leading columns, as many as the scan was opened for) find, at most `limit`, each read as `Reader::lookup` reads them.
+    /// The rows `keys` (on the index's leading columns, as many as the scan was opened for)
+    /// find, at most `limit`, each read as `Reader::lookup` reads them.
     fn fetch<R>(
         &mut self,
         keys: &[IndexKey],

@@ -42,10 +42,11 @@ fn invalid(message: String, code: u32) -> Error {
 // Models ----------------------------------------------------------------------------------
 
 thread_local! {
-    /// Parsed models by id and the xmin of their row (a restore, a re-created extension or
-    /// a hand-made change may give an id another text, never in the same row version). A
-    /// handful: queries name the current model, rarely an old one.
-    static PARSED: RefCell<HashMap<(i64, u32), Rc<Model>>> = RefCell::new(HashMap::new());
+    /// Parsed models by id and the version of their row, the transaction and command that
+    /// inserted it (xmin, cmin): a restore, a re-created extension or a hand-made change may
+    /// give an id another text, never in the same row version. A handful: queries name the
+    /// current model, rarely an old one.
+    static PARSED: RefCell<HashMap<(i64, u32, u32), Rc<Model>>> = RefCell::new(HashMap::new());
 }
 
 const MODELS: (&CStr, &CStr) = (c"relation_models", c"relation_models_pkey");
@@ -53,8 +54,8 @@ const MODELS: (&CStr, &CStr) = (c"relation_models", c"relation_models_pkey");
 /// The model `model_id` names, else the current one (the latest written), read by `reader`:
 /// its id and row version, and its text only when this backend has not parsed it yet.
 fn model(reader: &latest::Reader, model_id: Option<&str>) -> Rc<Model> {
-    let columns = [c"id", c"xmin"];
-    let row = |v: &[Option<pg_sys::Datum>]| (value::<i64>(v[0]), v[1].map(|xmin| xmin.value() as u32));
+    let columns = [c"id", c"xmin", c"cmin"];
+    let row = |v: &[Option<pg_sys::Datum>]| (value::<i64>(v[0]), v[1].zip(v[2]).map(|(x, c)| (x.value() as u32, c.value() as u32)));
     let key = |id: i64| IndexKey::equal(pg_sys::F_INT8EQ, id.into_datum().expect("an int8 datum"));
     let found = match model_id {
         None => reader.last(MODELS, &columns, row),
@@ -71,10 +72,11 @@ fn model(reader: &latest::Reader, model_id: Option<&str>) -> Rc<Model> {
             found
         }
     };
-    let Some((Some(id), Some(xmin))) = found else {
+    let Some((Some(id), Some(version))) = found else {
         raise(Error::invalid_with_hint("no relationship model has been written", "authz_model_write(dsl) stores one."));
     };
-    if let Some(model) = PARSED.with_borrow(|p| p.get(&(id, xmin)).cloned()) {
+    let row_version = (id, version.0, version.1);
+    if let Some(model) = PARSED.with_borrow(|p| p.get(&row_version).cloned()) {
         return model;
     }
     let dsl = reader.lookup(MODELS, &[key(id)], &[c"dsl"], Some(1), |v| value::<String>(v[0])).pop().flatten();
@@ -85,7 +87,7 @@ fn model(reader: &latest::Reader, model_id: Option<&str>) -> Rc<Model> {
         if p.len() >= 8 {
             p.clear();
         }
-        p.insert((id, xmin), model.clone());
+        p.insert(row_version, model.clone());
     });
     model
 }

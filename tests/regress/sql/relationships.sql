@@ -212,4 +212,17 @@ SELECT count(*) FROM authz.relation_tuples;
 \echo :SQLSTATE
 RESET ROLE;
 DROP ROLE authz_regress_app;
+
+-- A parsed model is remembered by its row's version: a re-created extension in the same
+-- transaction gives id 1 to another model, which is the one used.
+BEGIN;
+DROP EXTENSION authz_ext;
+CREATE EXTENSION authz_ext;
+SELECT authz_model_write(E'model\n  schema 1.1\ntype user\ntype doc\n  relations\n    define viewer: [user]') AS first_id;
+SELECT authz_tuple_write('doc:1', 'viewer', 'user:a'), authz_relation_check('user:a', 'viewer', 'doc:1') AS views;
+DROP EXTENSION authz_ext;
+CREATE EXTENSION authz_ext;
+SELECT authz_model_write(E'model\n  schema 1.1\ntype user\ntype doc\n  relations\n    define reader: [user]') AS second_id;
+SELECT authz_tuple_write('doc:1', 'reader', 'user:a'), authz_relation_check('user:a', 'reader', 'doc:1') AS reads;
+ROLLBACK;
 DROP EXTENSION authz_ext;
