@@ -1279,13 +1279,13 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/relationships.rs:447
+-- src/pg/relationships.rs:451
 -- authz_ext::pg::relationships::authz_list_objects
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/relationships.rs:462
+-- src/pg/relationships.rs:466
 -- authz_ext::pg::relationships::authz_list_users
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
@@ -1303,7 +1303,7 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/relationships.rs:389
+-- src/pg/relationships.rs:393
 -- authz_ext::pg::relationships::authz_relation_check
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */

@@ -341,6 +341,10 @@ impl TupleSource for Stored {
         });
         found.into_iter().flatten().collect()
     }
+
+    fn step(&self) {
+        check_for_interrupts!();
+    }
 }
 
 /// The key of `relation_tuples_subject` for (subject type, id, relation, object type,

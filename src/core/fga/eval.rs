@@ -70,6 +70,9 @@ pub trait TupleSource {
     /// exactly `subject`, without a condition and unexpired (the subject side: list_objects
     /// walks it).
     fn objects(&self, subject: &Subject, type_name: &str, relation: &str) -> Vec<Rc<str>>;
+    /// Called at every step of an evaluation, where a long one may be stopped (the pg
+    /// layer honours a cancel or `statement_timeout` there). Nothing by default.
+    fn step(&self) {}
 }
 
 /// Tuples in memory: contextual tuples, and tests.
@@ -113,6 +116,11 @@ impl TupleSource for Both<'_> {
         let mut all = self.0.objects(subject, type_name, relation);
         all.extend(self.1.objects(subject, type_name, relation));
         all
+    }
+
+    fn step(&self) {
+        self.0.step();
+        self.1.step();
     }
 }
 
@@ -227,6 +235,7 @@ impl Checker<'_> {
         if depth >= MAX_DEPTH {
             return Err(EvalError::TooDeep);
         }
+        self.tuples.step();
         // A userset is related to its own object by its own relation.
         if let Subject::Userset(o, r) = self.subject {
             if o == object && r == relation {
@@ -516,6 +525,7 @@ impl<'a> Candidates<'a> {
 
     /// Objects with a `relation` tuple naming `subject`, looked up once.
     fn objects(&mut self, subject: Subject, type_name: &str, relation: &str) -> Ids {
+        self.tuples.step();
         let key = (subject, type_name.to_string(), relation.to_string());
         if let Some(ids) = self.looked_up.get(&key) {
             return ids.clone();
@@ -652,6 +662,7 @@ fn reached_ids(model: &Model, tuples: &dyn TupleSource, object: &Object, relatio
     let mut expanded = HashSet::new();
     let mut pending = vec![(object.clone(), relation.to_string())];
     while let Some((object, relation)) = pending.pop() {
+        tuples.step();
         if object.type_name == filter_type {
             ids.insert(object.id.clone());
         }
