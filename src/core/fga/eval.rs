@@ -450,16 +450,46 @@ struct Candidates<'a> {
     model: &'a Model,
     tuples: &'a dyn TupleSource,
     subject: &'a Subject,
-    sets: FxHashMap<(String, String), FxHashSet<Rc<str>>>,
+    sets: FxHashMap<(String, String), Members>,
     looked_up: FxHashMap<(Subject, String, String), Ids>,
+    /// How many members of each set (second) each relation (first) has read in its walks.
+    read: FxHashMap<((String, String), (String, String)), usize>,
+    /// What the walk under way has read, counted in `read` when it ends (a set read twice
+    /// in one walk is read whole both times).
+    reading: Vec<(((String, String), (String, String)), usize)>,
 }
 
 /// Object ids of one lookup, shared by the walk's sets (an id is allocated once).
 type Ids = Rc<[Rc<str>]>;
 
+/// A relation's candidates so far, in the order they were found.
+#[derive(Default)]
+struct Members {
+    order: Vec<Rc<str>>,
+    all: FxHashSet<Rc<str>>,
+}
+
+/// How a walk reads the sets: only the members its relation has not read yet (a relation
+/// walked again follows only what is new: work in proportion to the walk, not to its
+/// rounds times its size), or all of them (under `and`, whose intersection needs whole
+/// sets); and whether lookups that read no set are still to be made (the first walk).
+#[derive(Clone, Copy)]
+struct Walk {
+    unread_only: bool,
+    first: bool,
+}
+
 impl<'a> Candidates<'a> {
     fn new(model: &'a Model, tuples: &'a dyn TupleSource, subject: &'a Subject) -> Self {
-        Candidates { model, tuples, subject, sets: FxHashMap::default(), looked_up: FxHashMap::default() }
+        Candidates {
+            model,
+            tuples,
+            subject,
+            sets: FxHashMap::default(),
+            looked_up: FxHashMap::default(),
+            read: FxHashMap::default(),
+            reading: Vec::new(),
+        }
     }
 
     /// The candidates, and whether they are the answer itself: when the model has no `and`
@@ -481,16 +511,23 @@ impl<'a> Candidates<'a> {
             for t in &self.model.types {
                 for r in &t.relations {
                     let key = (t.name.as_str(), r.name.as_str());
-                    if let Some(&at) = walked_at.get(&key) {
-                        let mut read = Vec::new();
-                        inputs(self.model, &t.name, &r.rewrite, &mut read);
-                        if !read.iter().any(|k| grown_at.get(k).is_some_and(|&g| g >= at)) {
-                            continue;
+                    let first = match walked_at.get(&key) {
+                        None => true,
+                        Some(&at) => {
+                            let mut read = Vec::new();
+                            inputs(self.model, &t.name, &r.rewrite, &mut read);
+                            if !read.iter().any(|k| grown_at.get(k).is_some_and(|&g| g >= at)) {
+                                continue;
+                            }
+                            false
                         }
-                    }
+                    };
                     step += 1;
                     walked_at.insert(key, step);
-                    let mut found = self.reach(&t.name, &r.name, &r.rewrite);
+                    let mut found = self.reach(&t.name, &r.name, &r.rewrite, Walk { unread_only: true, first });
+                    for (k, n) in self.reading.drain(..) {
+                        self.read.insert(k, n);
+                    }
                     // A userset is related to its own object by its own relation.
                     if let Subject::Userset(o, own) = self.subject {
                         if o.type_name == t.name && *own == r.name {
@@ -498,13 +535,18 @@ impl<'a> Candidates<'a> {
                         }
                     }
                     let set = self.sets.entry((t.name.clone(), r.name.clone())).or_default();
-                    let before = set.len();
-                    if set.is_empty() {
-                        *set = found;
+                    let before = set.all.len();
+                    if before == 0 {
+                        set.order = found.iter().cloned().collect();
+                        set.all = found;
                     } else {
-                        set.extend(found);
+                        for id in found {
+                            if set.all.insert(id.clone()) {
+                                set.order.push(id);
+                            }
+                        }
                     }
-                    if set.len() > before {
+                    if set.all.len() > before {
                         grew = true;
                         grown_at.insert(key, step);
                     }
@@ -516,11 +558,25 @@ impl<'a> Candidates<'a> {
         }
         // Each round extends a derivation by at most one step per relation.
         let exact = unions_only && rounds * relations < MAX_DEPTH as usize;
-        (self.sets.remove(&(type_name.to_string(), relation.to_string())).unwrap_or_default(), exact)
+        let wanted = self.sets.remove(&(type_name.to_string(), relation.to_string())).unwrap_or_default();
+        (wanted.all, exact)
     }
 
-    fn set(&self, type_name: &str, relation: &str) -> Vec<Rc<str>> {
-        self.sets.get(&(type_name.to_string(), relation.to_string())).map_or_else(Vec::new, |s| s.iter().cloned().collect())
+    /// The members of `input`'s set that the walk of `reader` reads.
+    fn set(&mut self, reader: (&str, &str), input: (&str, &str), walk: Walk) -> Vec<Rc<str>> {
+        let key = (input.0.to_string(), input.1.to_string());
+        let Some(members) = self.sets.get(&key) else {
+            return Vec::new();
+        };
+        let total = members.order.len();
+        if !walk.unread_only {
+            return members.order.clone();
+        }
+        let reading = ((reader.0.to_string(), reader.1.to_string()), key);
+        let from = self.read.get(&reading).copied().unwrap_or(0);
+        let unread = members.order[from..].to_vec();
+        self.reading.push((reading, total));
+        unread
     }
 
     /// Objects with a `relation` tuple naming `subject`, looked up once.
@@ -535,8 +591,9 @@ impl<'a> Candidates<'a> {
         ids
     }
 
-    fn reach(&mut self, type_name: &str, relation: &str, rewrite: &Rewrite) -> FxHashSet<Rc<str>> {
+    fn reach(&mut self, type_name: &str, relation: &str, rewrite: &Rewrite, walk: Walk) -> FxHashSet<Rc<str>> {
         let mut found = FxHashSet::default();
+        let here = (type_name, relation);
         match rewrite {
             Rewrite::Direct(restrictions) => {
                 // Tuples with a condition never hold: only restrictions without one.
@@ -547,15 +604,15 @@ impl<'a> Candidates<'a> {
                         (RestrictionKind::Userset(rel), Subject::Userset(o, own)) => o.type_name == r.type_name && own == rel,
                         _ => false,
                     };
-                    if exact {
+                    if exact && walk.first {
                         found.extend(self.objects(self.subject.clone(), type_name, relation).iter().cloned());
                     }
                     match (&r.kind, self.subject) {
-                        (RestrictionKind::Wildcard, Subject::Object(o)) if o.type_name == r.type_name => {
+                        (RestrictionKind::Wildcard, Subject::Object(o)) if o.type_name == r.type_name && walk.first => {
                             found.extend(self.objects(Subject::Wildcard(r.type_name.clone()), type_name, relation).iter().cloned());
                         }
                         (RestrictionKind::Userset(rel), _) => {
-                            for id in self.set(&r.type_name, rel) {
+                            for id in self.set(here, (&r.type_name, rel), walk) {
                                 let userset = Subject::Userset(Object { type_name: r.type_name.clone(), id: id.to_string() }, rel.clone());
                                 found.extend(self.objects(userset, type_name, relation).iter().cloned());
                             }
@@ -564,7 +621,7 @@ impl<'a> Candidates<'a> {
                     }
                 }
             }
-            Rewrite::Computed(other) => found.extend(self.set(type_name, other)),
+            Rewrite::Computed(other) => found.extend(self.set(here, (type_name, other), walk)),
             Rewrite::TupleToUserset { tupleset, computed } => {
                 let Some(ts) = self.model.relation(type_name, tupleset) else {
                     return found;
@@ -577,7 +634,7 @@ impl<'a> Candidates<'a> {
                     .map(|r| r.type_name.clone())
                     .collect();
                 for parent_type in parent_types {
-                    for id in self.set(&parent_type, computed) {
+                    for id in self.set(here, (&parent_type, computed), walk) {
                         let parent = Subject::Object(Object { type_name: parent_type.clone(), id: id.to_string() });
                         found.extend(self.objects(parent, type_name, tupleset).iter().cloned());
                     }
@@ -585,17 +642,18 @@ impl<'a> Candidates<'a> {
             }
             Rewrite::Union(children) => {
                 for child in children {
-                    found.extend(self.reach(type_name, relation, child));
+                    found.extend(self.reach(type_name, relation, child, walk));
                 }
             }
-            // Related to all of them: a candidate of each.
+            // Related to all of them: a candidate of each, from whole sets.
             Rewrite::Intersection(children) => {
-                let mut sets = children.iter().map(|c| self.reach(type_name, relation, c)).collect::<Vec<_>>().into_iter();
+                let whole = Walk { unread_only: false, first: true };
+                let mut sets = children.iter().map(|c| self.reach(type_name, relation, c, whole)).collect::<Vec<_>>().into_iter();
                 if let Some(first) = sets.next() {
                     found = sets.fold(first, |all, next| all.intersection(&next).cloned().collect());
                 }
             }
-            Rewrite::Exclusion { base, .. } => found = self.reach(type_name, relation, base),
+            Rewrite::Exclusion { base, .. } => found = self.reach(type_name, relation, base, walk),
         }
         found
     }
@@ -944,8 +1002,8 @@ mod tests {
         assert_eq!(check(&model, &conditional, &anne, "member", &obj("group:0")), Ok(false));
     }
 
-    /// Tuples read, counted.
-    struct Counting<'a>(&'a TupleList, std::cell::Cell<usize>);
+    /// Tuples read, and steps taken, counted.
+    struct Counting<'a>(&'a TupleList, std::cell::Cell<usize>, std::cell::Cell<usize>);
 
     impl TupleSource for Counting<'_> {
         fn tuples(&self, object: &Object, relation: &str) -> Vec<Tuple> {
@@ -956,6 +1014,28 @@ mod tests {
         fn objects(&self, subject: &Subject, type_name: &str, relation: &str) -> Vec<Rc<str>> {
             self.0.objects(subject, type_name, relation)
         }
+
+        fn step(&self) {
+            self.2.set(self.2.get() + 1);
+        }
+    }
+
+    #[test]
+    fn a_walk_through_a_deep_chain_reads_each_member_once() {
+        // group:k has group:(k + 1)#member as a member; anne is in group:300. Walking up the
+        // chain takes 300 rounds; each round once read the whole set found so far (45,000
+        // steps), now only its new members.
+        let model = crate::core::fga::dsl::parse("model\n  schema 1.1\ntype user\ntype group\n  relations\n    define member: [user, group#member]").unwrap();
+        let anne = Subject::parse("user:anne").unwrap();
+        let mut chain: Vec<Tuple> = (0..300)
+            .map(|k| Tuple { object: obj(&format!("group:{k}")), relation: "member".into(), subject: Subject::parse(&format!("group:{}#member", k + 1)).unwrap(), condition: None })
+            .collect();
+        chain.push(Tuple { object: obj("group:300"), relation: "member".into(), subject: anne.clone(), condition: None });
+        let tuples = TupleList(chain);
+        let counting = Counting(&tuples, std::cell::Cell::new(0), std::cell::Cell::new(0));
+        let (found, _) = Candidates::new(&model, &counting, &anne).of("group", "member");
+        assert_eq!(found.len(), 301);
+        assert!(counting.2.get() < 2_000, "{} steps", counting.2.get());
     }
 
     #[test]
@@ -967,7 +1047,7 @@ mod tests {
         }
         let model = crate::core::fga::dsl::parse(&dsl).unwrap();
         let tuples = TupleList(vec![Tuple { object: obj("doc:1"), relation: "r0".into(), subject: Subject::parse("user:b").unwrap(), condition: None }]);
-        let counting = Counting(&tuples, std::cell::Cell::new(0));
+        let counting = Counting(&tuples, std::cell::Cell::new(0), std::cell::Cell::new(0));
         assert_eq!(check(&model, &counting, &Subject::parse("user:a").unwrap(), "r20", &obj("doc:1")), Ok(false));
         assert!(counting.1.get() <= 2, "{} reads", counting.1.get());
         assert_eq!(check(&model, &counting, &Subject::parse("user:b").unwrap(), "r20", &obj("doc:1")), Ok(true));
