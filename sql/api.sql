@@ -137,7 +137,7 @@ SELECT authz.declare('authz_grant',
 
 SELECT authz.declare('authz_grant_bulk', 'grants jsonb, granted_by id DEFAULT NULL',
     'bigint', 'VOLATILE',
-    'Creates or replaces many overrides at once, all or nothing: grants is a JSON array of {"user_id", "permission", "resource_id", "expires_at", "effect"} objects (the last three optional), each written and audited as authz_grant would. Returns how many. Other grant writers wait until the transaction ends.');
+    'Creates or replaces many overrides at once, all or nothing: grants is a JSON array of {"user_id", "permission", "resource_id", "expires_at", "effect"} objects (the last three optional), each written as authz_grant would; one audit row for the call (the argument, and the rows it replaced). Returns how many. Other grant writers wait until the transaction ends.');
 
 SELECT authz.declare('authz_revoke', 'user_id id, permission text, resource_id id DEFAULT NULL',
     'boolean', 'VOLATILE',

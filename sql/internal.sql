@@ -313,17 +313,28 @@ BEGIN
 END;
 $$;
 
--- Many overrides in one call, each as grant_override would write it and audit it, all or
--- nothing. p_grants is a JSON array of objects {user_id, permission, resource_id?,
--- expires_at?, effect?}; ids are strings or integers. Every element is checked before
--- anything is written; the first bad one is named (22023). Other writers of grants wait
--- for the end of this transaction (the lock makes the audited old values exact).
+-- Many overrides in one call, all or nothing, audited in one row (the argument, and the
+-- values it replaced). p_grants is a JSON array of objects {user_id, permission,
+-- resource_id?, expires_at?, effect?}; ids are strings or integers. Every element is
+-- checked before anything is written; the first bad one is named (22023). Other writers
+-- of grants wait for the end of this transaction (the lock makes the audited old values
+-- exact).
 CREATE FUNCTION authz.grant_bulk(p_grants jsonb, p_granted_by text, p_db_role text)
 RETURNS bigint LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
+SET jit = off
 AS $$
 DECLARE
+    v_bad text;
+    v_users text[];
+    v_permissions text[];
+    v_resources text[];
+    v_effects text[];
+    v_expiry_texts text[];
+    v_expiries timestamptz[];
+    v_repeated bigint;
     v_problem record;
+    v_old jsonb;
     v_count bigint;
 BEGIN
     IF jsonb_typeof(p_grants) IS DISTINCT FROM 'array' THEN
@@ -331,19 +342,24 @@ BEGIN
             USING ERRCODE = '22023',
                   HINT = 'Pass [{"user_id": ..., "permission": ..., "resource_id": ..., "expires_at": ..., "effect": ...}, ...].';
     END IF;
-    SELECT n, problem INTO v_problem FROM (
-        SELECT n, CASE
+    -- One reading of the array: the first bad element, and the columns as arrays (one
+    -- aggregation, so their positions agree).
+    SELECT (array_agg(n || ': ' || problem ORDER BY n) FILTER (WHERE problem IS NOT NULL))[1],
+           array_agg(e ->> 'user_id'), array_agg(e ->> 'permission'), array_agg(e ->> 'resource_id'),
+           array_agg(coalesce(e ->> 'effect', 'allow')), array_agg(e ->> 'expires_at')
+    INTO v_bad, v_users, v_permissions, v_resources, v_effects, v_expiry_texts
+    FROM (SELECT n, e, CASE
             WHEN jsonb_typeof(e) <> 'object' THEN 'not an object'
             WHEN e - '{user_id,permission,resource_id,expires_at,effect}'::text[] <> '{}'
                 THEN 'a key other than user_id, permission, resource_id, expires_at, effect'
             WHEN NOT CASE jsonb_typeof(e -> 'user_id')
-                     WHEN 'number' THEN e ->> 'user_id' ~ '^-?[0-9]+$'
+                     WHEN 'number' THEN scale((e -> 'user_id')::numeric) = 0
                      WHEN 'string' THEN octet_length(e ->> 'user_id') BETWEEN 1 AND 1024
                      ELSE false END
                 THEN 'user_id must be an integer or a string of 1 to 1024 bytes'
             WHEN NOT CASE coalesce(jsonb_typeof(e -> 'resource_id'), 'null')
                      WHEN 'null' THEN true
-                     WHEN 'number' THEN e ->> 'resource_id' ~ '^-?[0-9]+$'
+                     WHEN 'number' THEN scale((e -> 'resource_id')::numeric) = 0
                      WHEN 'string' THEN octet_length(e ->> 'resource_id') BETWEEN 1 AND 1024
                      ELSE false END
                 THEN 'resource_id must be null, an integer or a string of 1 to 1024 bytes'
@@ -351,77 +367,78 @@ BEGIN
             WHEN coalesce(jsonb_typeof(e -> 'expires_at'), 'null') NOT IN ('string', 'null')
                 THEN 'expires_at must be null or a timestamp string'
             WHEN coalesce(e -> 'effect', '"allow"') NOT IN ('"allow"', '"deny"') THEN 'effect must be "allow" or "deny"'
-        END AS problem
-        FROM jsonb_array_elements(p_grants) WITH ORDINALITY AS t(e, n)
-    ) checked WHERE problem IS NOT NULL ORDER BY n LIMIT 1;
-    IF FOUND THEN
-        RAISE EXCEPTION 'grants element %: %', v_problem.n, v_problem.problem
+          END AS problem
+          FROM jsonb_array_elements(p_grants) WITH ORDINALITY AS t(e, n)) elements;
+    IF v_bad IS NOT NULL THEN
+        RAISE EXCEPTION 'grants element %', v_bad
             USING ERRCODE = '22023', HINT = 'Nothing was written. Elements are counted from 1.';
+    END IF;
+    v_expiries := v_expiry_texts;  -- PostgreSQL's own error (22007, 22008) for a bad timestamp
+
+    IF v_users IS NULL THEN
+        RETURN 0;  -- an empty array: nothing to write or audit
     END IF;
 
     LOCK TABLE authz.grants IN SHARE ROW EXCLUSIVE MODE;
-    WITH input AS MATERIALIZED (SELECT * FROM authz.bulk_grant_rows(p_grants))
-    SELECT (SELECT b.permission FROM input b
-            WHERE NOT EXISTS (SELECT FROM authz.permissions p WHERE p.name = b.permission)
+    SELECT (SELECT b.permission FROM unnest(v_permissions) WITH ORDINALITY AS b(permission, n)
+            WHERE b.permission IN (SELECT p FROM (SELECT DISTINCT p FROM unnest(v_permissions) AS p) d
+                                   WHERE NOT EXISTS (SELECT FROM authz.permissions WHERE name = p))
             ORDER BY b.n LIMIT 1) AS unknown_permission,
-           (SELECT min(expires_at) FROM input) AS earliest_expiry,
-           (SELECT min(n) FROM (SELECT min(n) AS n FROM input GROUP BY user_id, permission, resource_id
-                                HAVING count(*) > 1) repeated) AS repeated
+           (SELECT min(x) FROM unnest(v_expiries) AS x) AS earliest_expiry
     INTO v_problem;
     -- The catalog's own errors for an unknown permission and for past expiry.
     IF v_problem.unknown_permission IS NOT NULL THEN
         PERFORM authz.require_known_permission(v_problem.unknown_permission);
     END IF;
     PERFORM authz.require_future(v_problem.earliest_expiry);
-    IF v_problem.repeated IS NOT NULL THEN
-        RAISE EXCEPTION 'grants element %: the same (user_id, permission, resource_id) as a later one', v_problem.repeated
-            USING ERRCODE = '22023', HINT = 'Nothing was written. Give each override once.';
-    END IF;
 
-    -- Under the lock nobody else inserts: rows that exist are updated, the others
-    -- inserted (no speculative insertion), and each audit row gets the value it replaced.
-    WITH input AS MATERIALIZED (
-        SELECT * FROM authz.bulk_grant_rows(p_grants)
-    ), existing AS MATERIALIZED (
-        SELECT b.n, g.id, to_jsonb(g) AS old FROM input b
-        JOIN authz.grants g ON g.user_id = b.user_id AND g.permission = b.permission AND g.resource_id = b.resource_id
-        UNION ALL
-        SELECT b.n, g.id, to_jsonb(g) FROM input b
-        JOIN authz.grants g ON g.user_id = b.user_id AND g.permission = b.permission
-                           AND g.resource_id IS NULL AND b.resource_id IS NULL
-    ), updated AS (
-        UPDATE authz.grants g
-        SET effect = b.effect, expires_at = b.expires_at, granted_by = p_granted_by
-        FROM existing e JOIN input b ON b.n = e.n
-        WHERE g.id = e.id
-        RETURNING g.id, g.user_id, g.permission, g.resource_id, e.old, to_jsonb(g) AS new
-    ), inserted AS (
-        INSERT INTO authz.grants AS g (user_id, permission, resource_id, effect, expires_at, granted_by)
-        SELECT b.user_id, b.permission, b.resource_id, b.effect, b.expires_at, p_granted_by
-        FROM input b WHERE NOT EXISTS (SELECT FROM existing e WHERE e.n = b.n)
-        RETURNING g.id, g.user_id, g.permission, g.resource_id, NULL::jsonb AS old, to_jsonb(g) AS new
-    )
-    INSERT INTO authz.audit_log (actor, db_role, action, target, old_value, new_value, trace_id)
-    SELECT p_granted_by, p_db_role, 'authz_grant',
-           jsonb_build_object('user_id', w.user_id, 'permission', w.permission, 'resource_id', w.resource_id),
-           w.old, w.new, nullif(current_setting('authz.trace_id', true), '')
-    FROM (SELECT * FROM updated UNION ALL SELECT * FROM inserted) w
-    ORDER BY w.id;
-    GET DIAGNOSTICS v_count = ROW_COUNT;
+    -- Under the lock nobody else inserts. Most imports write new overrides: insert them
+    -- all; if one exists already (or the argument repeats one), the unique indexes say so,
+    -- the insert is undone, and the rows that exist are updated instead.
+    BEGIN
+        INSERT INTO authz.grants (user_id, permission, resource_id, effect, expires_at, granted_by)
+        SELECT *, p_granted_by FROM unnest(v_users, v_permissions, v_resources, v_effects, v_expiries);
+        GET DIAGNOSTICS v_count = ROW_COUNT;
+    EXCEPTION WHEN unique_violation THEN
+        SELECT min(n) INTO v_repeated
+        FROM (SELECT min(n) AS n FROM unnest(v_users, v_permissions, v_resources) WITH ORDINALITY AS b(u, p, r, n)
+              GROUP BY u, p, r HAVING count(*) > 1) repeated;
+        IF v_repeated IS NOT NULL THEN
+            RAISE EXCEPTION 'grants element %: the same (user_id, permission, resource_id) as a later one', v_repeated
+                USING ERRCODE = '22023', HINT = 'Nothing was written. Give each override once.';
+        END IF;
+        WITH input AS MATERIALIZED (
+            SELECT * FROM unnest(v_users, v_permissions, v_resources, v_effects, v_expiries)
+                WITH ORDINALITY AS b(user_id, permission, resource_id, effect, expires_at, n)
+        ), existing AS MATERIALIZED (  -- one probe of a unique index per element
+            SELECT b.n, g.id, to_jsonb(g) AS old
+            FROM input b, LATERAL (
+                SELECT * FROM authz.grants g
+                WHERE g.user_id = b.user_id AND g.permission = b.permission AND g.resource_id = b.resource_id
+                UNION ALL
+                SELECT * FROM authz.grants g
+                WHERE b.resource_id IS NULL AND g.user_id = b.user_id AND g.permission = b.permission
+                  AND g.resource_id IS NULL) g
+        ), updated AS (
+            UPDATE authz.grants g
+            SET effect = b.effect, expires_at = b.expires_at, granted_by = p_granted_by
+            FROM existing e JOIN input b ON b.n = e.n
+            WHERE g.id = e.id
+            RETURNING e.n, e.old
+        ), inserted AS (
+            INSERT INTO authz.grants (user_id, permission, resource_id, effect, expires_at, granted_by)
+            SELECT b.user_id, b.permission, b.resource_id, b.effect, b.expires_at, p_granted_by
+            FROM input b WHERE NOT EXISTS (SELECT FROM existing e WHERE e.n = b.n)
+            RETURNING 1
+        )
+        SELECT (SELECT count(*) FROM updated) + (SELECT count(*) FROM inserted),
+               (SELECT jsonb_agg(old ORDER BY n) FROM updated)
+        INTO v_count, v_old;
+    END;
+    PERFORM authz.write_audit('authz_grant_bulk', jsonb_build_object('grants', v_count), v_old, p_grants,
+                              p_granted_by, p_db_role);
     RETURN v_count;
 END;
-$$;
-
--- The elements of a checked bulk_grant argument as rows (n counts from 1).
-CREATE FUNCTION authz.bulk_grant_rows(p_grants jsonb)
-RETURNS TABLE (n bigint, user_id text, permission text, resource_id text,
-               effect text, expires_at timestamptz)
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT n, e ->> 'user_id', e ->> 'permission', e ->> 'resource_id', coalesce(e ->> 'effect', 'allow'),
-           (e ->> 'expires_at')::timestamptz
-    FROM jsonb_array_elements(p_grants) WITH ORDINALITY AS t(e, n);
 $$;
 
 

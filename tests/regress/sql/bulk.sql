@@ -1,5 +1,5 @@
 -- Writing many overrides (docs/guide.md, Importing overrides): authz_grant_bulk, all or
--- nothing, audited like authz_grant; and authz_grant/authz_revoke reading one index entry,
+-- nothing, audited in one row; and authz_grant/authz_revoke reading one index entry,
 -- however many grants of the permission exist.
 CREATE EXTENSION authz_ext;
 SET authz.trace_id = 'import-1';
@@ -18,10 +18,17 @@ FROM authz.grants ORDER BY id;
 SELECT authz_check(1, 'document:read', 10) AS read_10, authz_check(1, 'document:read', 11) AS read_11,
        authz_check('alice', 'project:update', 99) AS alice_updates, authz_check('bob', 'document:delete') AS bob_deletes;
 
--- Replacing: the audit row of each keeps the value it replaced, as authz_grant's does.
+-- Replacing some and adding others in one call (the insert of all meets the unique index,
+-- is undone, and the existing rows are updated instead): one audit row per call, with the
+-- argument as given and the rows it replaced.
 SELECT authz_grant_bulk('[{"user_id": 1, "permission": "document:read", "resource_id": 10, "effect": "deny"},
-                          {"user_id": "alice", "permission": "project:update", "effect": "deny"}]') AS written;
-SELECT action, actor, target, old_value ->> 'effect' AS old_effect, new_value ->> 'effect' AS new_effect, trace_id
+                          {"user_id": "alice", "permission": "project:update", "effect": "deny"},
+                          {"user_id": "carol", "permission": "document:read", "resource_id": 10}]') AS written;
+SELECT user_id, permission, resource_id, effect, granted_by FROM authz.grants ORDER BY id;
+SELECT action, actor, target, jsonb_array_length(new_value) AS elements, new_value -> 1 AS second_element,
+       (SELECT jsonb_agg(jsonb_build_object('user_id', o -> 'user_id', 'resource_id', o -> 'resource_id',
+                                            'effect', o -> 'effect', 'granted_by', o -> 'granted_by'))
+        FROM jsonb_array_elements(old_value) o) AS replaced, trace_id
 FROM authz.audit_log ORDER BY id;
 SELECT authz_check(1, 'document:read', 10) AS read_10, authz_check('alice', 'project:update', 99) AS alice_updates;
 
