@@ -1,7 +1,7 @@
 """Draws the benchmark picture (SVG, no dependencies): per-row check cost against its
 baselines, and key-validation throughput against its baselines, from the figure files
-that benches/checks.sh and benches/api_keys.sh write (benches/results/*.txt: one
-"key value" per line). Usage: python3 benches/chart.py OUT.svg FIGURES.txt...
+that benches/checks.sh and benches/api_keys.sh write (benches/results/checks.txt and
+api_keys.txt: one "key value" per line). Usage: python3 benches/chart.py OUT.svg FIGURES.txt...
 Bars are on a log scale: the baselines differ from our figures by up to 1000x."""
 import math
 import sys
