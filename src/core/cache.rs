@@ -58,6 +58,21 @@ impl Facts {
         (self.resource_level.is_empty() && timeless).then(|| self.decide(None, || 0).allowed)
     }
 
+    /// When no override expires: the answer for a resource without a resource-level
+    /// override (the type level's, else the role's). Then `timeless_answer` decides.
+    pub fn timeless_default(&self) -> Option<bool> {
+        let expires = self.type_level.iter().any(|o| o.expires_at.is_some()) || !self.resource_level.integers.expiring.is_empty()
+            || self.resource_level.texts.values().any(|o| o.expires_at.is_some());
+        (!expires).then(|| self.decide(None, || 0).allowed)
+    }
+
+    /// `decide(Some(Id::Integer(id)))`'s answer for facts whose `timeless_default` is
+    /// `default`: the resource's override if it has one (a deny bit), else `default`.
+    pub fn timeless_answer(&self, id: i64, default: bool) -> bool {
+        let integers = &self.resource_level.integers;
+        integers.position(id).map_or(default, |i| integers.denies[i / 64] & (1 << (i % 64)) == 0)
+    }
+
     /// The heap bytes these facts keep (estimated).
     pub fn bytes(&self) -> usize {
         self.role.as_deref().map_or(0, heap::string) + heap::vec(&self.type_level) + self.resource_level.bytes()
@@ -626,6 +641,28 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn the_timeless_answer_is_decides(
+            resources in proptest::collection::vec((-20i64..20, any::<bool>(), prop::option::of(1i64..3)), 0..40),
+            type_level in prop::option::of((any::<bool>(), prop::option::of(1i64..3))),
+            text_expires in any::<bool>(),
+            role_allows in any::<bool>(),
+        ) {
+            let grant = |deny: bool, expires_at| Override { grant_id: None, effect: if deny { Effect::Deny } else { Effect::Allow }, expires_at };
+            let mut f = Facts { known_permission: true, role_allows, ..Facts::default() };
+            let texts = [(Some("doc".to_string()), grant(false, text_expires.then_some(2)))];
+            f.set_overrides(resources.iter().map(|&(id, deny, expires)| (Some(id.to_string()), grant(deny, expires)))
+                .chain(type_level.map(|(deny, expires)| (None, grant(deny, expires))))
+                .chain(texts));
+            let expires = resources.iter().any(|r| r.2.is_some()) || type_level.is_some_and(|t| t.1.is_some()) || text_expires;
+            prop_assert_eq!(f.timeless_default().is_some(), !expires);
+            if let Some(default) = f.timeless_default() {
+                for id in -25..25 {
+                    prop_assert_eq!(f.timeless_answer(id, default), f.decide(Some(Id::Integer(id)), || 0).allowed, "id {}", id);
+                }
+            }
+        }
+
         #[test]
         fn integer_ids_found_as_a_map_finds_them(
             ids in proptest::collection::vec(prop_oneof![any::<i64>(), -50i64..50, 1_000_000i64..1_000_100], 0..200),

@@ -93,6 +93,9 @@ struct Remembered {
     key: Cell<Option<KeyMemo>>,
     /// The answer for every resource, when the facts give one (Facts::constant_answer).
     constant: Option<bool>,
+    /// When no override expires, the answer for a resource without its own override
+    /// (Facts::timeless_default): an integer resource is then decided by one probe.
+    timeless_default: Option<bool>,
 }
 
 /// Whether a key's scopes cover a call site's permission and the key is not revoked, as read
@@ -188,7 +191,10 @@ impl Site {
             // Whatever the resource: it need not be read, only be of a type read without
             // an error.
             Some(answer) if self.types.get(permission + 1).is_none_or(|&t| ids::never_fails(t)) => Some(answer),
-            _ => Some(evaluate(&last.facts, self.inline_id(args, permission + 1)?).allowed),
+            _ => match (self.inline_id(args, permission + 1)?, last.timeless_default) {
+                (Some(Id::Integer(id)), Some(default)) => Some(last.facts.timeless_answer(id, default)),
+                (resource, _) => Some(evaluate(&last.facts, resource).allowed),
+            },
         }
     }
 
@@ -229,6 +235,7 @@ impl Site {
                     user: UserKey::of(user),
                     permission: permission.to_string(),
                     constant: found.facts.constant_answer(),
+                    timeless_default: found.facts.timeless_default(),
                     facts: found.facts,
                     generation,
                     key: Cell::new(None),
