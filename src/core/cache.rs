@@ -68,6 +68,7 @@ impl Facts {
 
     /// `decide(Some(Id::Integer(id)))`'s answer for facts whose `timeless_default` is
     /// `default`: the resource's override if it has one (a deny bit), else `default`.
+    #[inline]
     pub fn timeless_answer(&self, id: i64, default: bool) -> bool {
         let integers = &self.resource_level.integers;
         integers.position(id).map_or(default, |i| integers.denies[i / 64] & (1 << (i % 64)) == 0)
@@ -230,6 +231,7 @@ impl Integers {
         (self.distance(id) >> self.shift) as usize
     }
 
+    #[inline]
     fn position(&self, id: i64) -> Option<usize> {
         let (&first, &last) = (self.ids.first()?, self.ids.last()?);
         if id < first || id > last {

@@ -191,10 +191,15 @@ impl Site {
             // Whatever the resource: it need not be read, only be of a type read without
             // an error.
             Some(answer) if self.types.get(permission + 1).is_none_or(|&t| ids::never_fails(t)) => Some(answer),
-            _ => match (self.inline_id(args, permission + 1)?, last.timeless_default) {
-                (Some(Id::Integer(id)), Some(default)) => Some(last.facts.timeless_answer(id, default)),
-                (resource, _) => Some(evaluate(&last.facts, resource).allowed),
-            },
+            _ => {
+                let resource = permission + 1;
+                // An integer resource of facts where nothing expires: one probe.
+                let integer = || ids::integer(args.datum(resource)?, *self.types.get(resource)?);
+                match last.timeless_default.and_then(|default| Some((default, integer()?))) {
+                    Some((default, id)) => Some(last.facts.timeless_answer(id, default)),
+                    None => Some(evaluate(&last.facts, self.inline_id(args, resource)?).allowed),
+                }
+            }
         }
     }
 

@@ -87,11 +87,19 @@ pub unsafe fn id_ref<'a>(parameter: &str, datum: pg_sys::Datum, type_oid: Oid) -
 /// The datum must be a live, non-NULL value of that type.
 pub unsafe fn inline_id<'a>(datum: pg_sys::Datum, type_oid: Oid) -> Option<Id<'a>> {
     match type_oid {
-        pg_sys::INT8OID => Some(Id::Integer(datum.value() as i64)),
-        pg_sys::INT4OID => Some(Id::Integer(i64::from(datum.value() as i32))),
-        pg_sys::INT2OID => Some(Id::Integer(i64::from(datum.value() as i16))),
         // SAFETY: a text varlena (the type says so).
         pg_sys::TEXTOID | pg_sys::VARCHAROID => std::str::from_utf8(unsafe { inline_bytes(datum) }?).ok().map(Id::Text),
+        _ => integer(datum, type_oid).map(Id::Integer),
+    }
+}
+
+/// The value of an integer datum of type `type_oid`; None for other types.
+#[inline]
+pub fn integer(datum: pg_sys::Datum, type_oid: Oid) -> Option<i64> {
+    match type_oid {
+        pg_sys::INT8OID => Some(datum.value() as i64),
+        pg_sys::INT4OID => Some(i64::from(datum.value() as i32)),
+        pg_sys::INT2OID => Some(i64::from(datum.value() as i16)),
         _ => None,
     }
 }

@@ -56,6 +56,16 @@ SELECT authz_check(1, 'document:read', 2) AS after_expiry;
 -- Many users and resources in one statement.
 SELECT u, string_agg(CASE WHEN authz_check(u, 'document:read', r) THEN 'Y' ELSE '.' END, '' ORDER BY r) AS docs
 FROM generate_series(1, 3) AS u, generate_series(1, 4) AS r GROUP BY u ORDER BY u;
+-- A user none of whose overrides expires: a call site's next rows take the resource's own
+-- override, else the type level's (an allow here), for each integer type and NULL.
+SELECT authz_grant('timeless', 'document:read') > 0 AS type_level_allow,
+       authz_grant('timeless', 'document:read', 2, NULL, 'deny') > 0 AS denies_two,
+       authz_grant('timeless', 'document:read', 5, NULL, 'deny') > 0 AS denies_five;
+SELECT string_agg(CASE WHEN authz_check('timeless'::text, 'document:read', r::int2) THEN 'Y' ELSE '.' END, '' ORDER BY r) AS int2,
+       string_agg(CASE WHEN authz_check('timeless'::text, 'document:read', r::int4) THEN 'Y' ELSE '.' END, '' ORDER BY r) AS int4,
+       string_agg(CASE WHEN authz_check('timeless'::text, 'document:read', r::int8) THEN 'Y' ELSE '.' END, '' ORDER BY r) AS int8,
+       string_agg(CASE WHEN authz_check('timeless'::text, 'document:read', nullif(r, 3)) THEN 'Y' ELSE '.' END, '' ORDER BY r) AS null_three
+FROM generate_series(1, 6) r;
 -- The cache keeps no grant ids: with the user's facts cached (a scan loads them whole),
 -- explain and require's message still name the deciding override.
 SELECT authz_grant(1, 'document:read', 3, NULL, 'deny') > 0 AS denied_three;
