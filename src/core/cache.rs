@@ -644,7 +644,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn the_timeless_answer_is_decides(
+        fn the_timeless_answer_is_the_decision(
             resources in proptest::collection::vec((-20i64..20, any::<bool>(), prop::option::of(1i64..3)), 0..40),
             type_level in prop::option::of((any::<bool>(), prop::option::of(1i64..3))),
             text_expires in any::<bool>(),
