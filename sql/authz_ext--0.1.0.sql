@@ -1248,7 +1248,7 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/checks.rs:360
+-- src/pg/checks.rs:363
 -- authz_ext::pg::checks::authz_check
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
@@ -1272,7 +1272,7 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/checks.rs:389
+-- src/pg/checks.rs:392
 -- authz_ext::pg::checks::authz_explain
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
@@ -1314,7 +1314,7 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/checks.rs:458
+-- src/pg/checks.rs:461
 -- authz_ext::pg::checks::authz_noop_check
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
@@ -1326,13 +1326,13 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/checks.rs:424
+-- src/pg/checks.rs:427
 -- authz_ext::pg::checks::authz_require
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/checks.rs:375
+-- src/pg/checks.rs:378
 -- authz_ext::pg::checks::authz_resources
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */

@@ -96,6 +96,8 @@ struct Remembered {
     /// When no override expires, the answer for a resource without its own override
     /// (Facts::timeless_default): an integer resource is then decided by one probe.
     timeless_default: Option<bool>,
+    /// Where the last integer resource was among the facts' (Facts::timeless_answer).
+    near: Cell<usize>,
 }
 
 /// Whether a key's scopes cover a call site's permission and the key is not revoked, as read
@@ -196,7 +198,7 @@ impl Site {
                 // An integer resource of facts where nothing expires: one probe.
                 let integer = || ids::integer(args.datum(resource)?, *self.types.get(resource)?);
                 match last.timeless_default.and_then(|default| Some((default, integer()?))) {
-                    Some((default, id)) => Some(last.facts.timeless_answer(id, default)),
+                    Some((default, id)) => Some(last.facts.timeless_answer(id, default, &last.near)),
                     None => Some(evaluate(&last.facts, self.inline_id(args, resource)?).allowed),
                 }
             }
@@ -241,6 +243,7 @@ impl Site {
                     permission: permission.to_string(),
                     constant: found.facts.constant_answer(),
                     timeless_default: found.facts.timeless_default(),
+                    near: Cell::new(0),
                     facts: found.facts,
                     generation,
                     key: Cell::new(None),
