@@ -79,9 +79,7 @@ cluster_start() {
 
 # standby_start NAME FIRST_PORT: a fresh hot standby of the cluster last started, made
 # with pg_basebackup -R (streaming replication), started as NAME; sets STANDBY_PORT and
-# STANDBY_HOST. Remade on every call: the primary may have been re-initialized. With
-# hot_standby_feedback, the primary keeps the rows a standby snapshot may still read, so
-# its cleanup never makes the replay wait for a standby transaction.
+# STANDBY_HOST. Remade on every call: the primary may have been re-initialized.
 standby_start() {
   local name=$1 port=$2 dir
   dir="$(run_dir)/$(cluster_dir_name "$name")"
@@ -93,7 +91,7 @@ standby_start() {
   STANDBY_PORT=$port
   STANDBY_HOST="$dir/socket"
   as_postgres "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start \
-    -o "-p $port -k $dir/socket -c listen_addresses=127.0.0.1 -c hot_standby=on -c hot_standby_feedback=on $SERVER_SETTINGS" >/dev/null
+    -o "-p $port -k $dir/socket -c listen_addresses=127.0.0.1 -c hot_standby=on $SERVER_SETTINGS" >/dev/null
 }
 
 cluster_stop() {

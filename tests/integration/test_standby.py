@@ -150,10 +150,6 @@ def test_tuple_deletions_are_honoured_on_the_standby_once_replayed(pair):
     assert standby.execute(relation_check, (bob, doc)).fetchone()[0] is True
     primary.execute("SELECT authz_tuple_delete(%s, 'viewer', %s)", (doc, anne))
     primary.execute("SELECT authz_tuple_delete(%s, 'member', %s)", (team, bob))
-    # The primary may clean the deleted rows up at any moment (pruning, VACUUM); the
-    # standby's feedback keeps them for its open snapshot (scripts/lib.sh), or the replay
-    # would wait for that snapshot, up to max_standby_streaming_delay.
-    primary.execute("VACUUM authz.relation_tuples")
     replayed(primary, standby)
     assert standby.execute(relation_check, (anne, doc)).fetchone()[0] is False
     assert standby.execute(relation_check, (bob, doc)).fetchone()[0] is False
