@@ -55,8 +55,7 @@ impl Facts {
     /// The decision for every resource (and the type level), when it does not depend on
     /// the resource or the clock: no resource-level overrides, none that expires.
     pub fn constant_answer(&self) -> Option<bool> {
-        let timeless = self.type_level.iter().all(|o| o.expires_at.is_none());
-        (self.resource_level.is_empty() && timeless).then(|| self.decide(None, || 0).allowed)
+        self.timeless_default().filter(|_| self.resource_level.is_empty())
     }
 
     /// When no override expires: the answer for a resource without a resource-level
@@ -73,7 +72,7 @@ impl Facts {
     #[inline]
     pub fn timeless_answer(&self, id: i64, default: bool, near: &Cell<usize>) -> bool {
         let integers = &self.resource_level.integers;
-        integers.position_near(id, near).map_or(default, |i| integers.denies[i / 64] & (1 << (i % 64)) == 0)
+        integers.position_near(id, near).map_or(default, |i| !integers.denies(i))
     }
 
     /// The heap bytes these facts keep (estimated).
@@ -237,6 +236,11 @@ impl Integers {
         self.search(id).ok()
     }
 
+    /// Whether the override at position `i` denies.
+    fn denies(&self, i: usize) -> bool {
+        self.denies[i / 64] & (1 << (i % 64)) != 0
+    }
+
     /// Where `id` is (Ok), or how many ids are below it (Err).
     fn search(&self, id: i64) -> Result<usize, usize> {
         let (Some(&first), Some(&last)) = (self.ids.first(), self.ids.last()) else {
@@ -281,7 +285,7 @@ impl Integers {
         };
         Some(Override {
             grant_id: self.grant_ids.get(i).copied(),
-            effect: if self.denies[i / 64] & (1 << (i % 64)) != 0 { Effect::Deny } else { Effect::Allow },
+            effect: if self.denies(i) { Effect::Deny } else { Effect::Allow },
             expires_at,
         })
     }
