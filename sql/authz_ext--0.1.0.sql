@@ -1206,31 +1206,31 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/keys.rs:21
+-- src/pg/keys.rs:25
 -- authz_ext::pg::keys::api_key_create
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/keys.rs:232
+-- src/pg/keys.rs:244
 -- authz_ext::pg::keys::api_key_get
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/keys.rs:215
+-- src/pg/keys.rs:227
 -- authz_ext::pg::keys::api_key_list
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/keys.rs:176
+-- src/pg/keys.rs:188
 -- authz_ext::pg::keys::api_key_revoke
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/keys.rs:91
+-- src/pg/keys.rs:103
 -- authz_ext::pg::keys::api_key_validate
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
@@ -1296,19 +1296,19 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/relationships.rs:451
+-- src/pg/relationships.rs:433
 -- authz_ext::pg::relationships::authz_list_objects
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/relationships.rs:466
+-- src/pg/relationships.rs:448
 -- authz_ext::pg::relationships::authz_list_users
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/relationships.rs:101
+-- src/pg/relationships.rs:102
 -- authz_ext::pg::relationships::authz_model_write
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
@@ -1320,7 +1320,7 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/relationships.rs:393
+-- src/pg/relationships.rs:394
 -- authz_ext::pg::relationships::authz_relation_check
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
@@ -1380,19 +1380,19 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/relationships.rs:201
+-- src/pg/relationships.rs:202
 -- authz_ext::pg::relationships::authz_tuple_delete
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/relationships.rs:183
+-- src/pg/relationships.rs:184
 -- authz_ext::pg::relationships::authz_tuple_write
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/relationships.rs:207
+-- src/pg/relationships.rs:208
 -- authz_ext::pg::relationships::authz_tuple_write_bulk
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */

@@ -81,7 +81,7 @@ pub fn current_user() -> Option<String> {
 fn authz_authenticate(token: Option<&str>) -> String {
     match validate(token) {
         (Status::Valid, Some(key)) => {
-            let user = key.user_id.expect("a stored key has an owner");
+            let user = key.user_id.clone().expect("a stored key has an owner");
             let key_id = key.key_id.expect("a stored key has an id");
             set_principal(Some(Principal { user: user.as_str().into(), key_id: Some(*key_id.as_bytes()) }));
             user

@@ -10,6 +10,8 @@ use super::gucs::KEY_LAST_USED_INTERVAL;
 use super::ids::optional_id_text;
 use super::owner::as_owner;
 use super::report::OrRaise;
+use super::srf::{self, Rows};
+use super::args::Args;
 use super::stats;
 use super::subxact;
 use crate::core::error::Error;
@@ -17,6 +19,8 @@ use crate::core::keys::{self, KeyState, Status};
 use crate::core::token;
 use pgrx::prelude::*;
 use pgrx::{AnyElement, Uuid};
+use std::cell::Cell;
+use std::rc::Rc;
 
 #[pg_extern(sql = false)]
 fn api_key_create(
@@ -48,7 +52,6 @@ fn api_key_create(
 }
 
 /// What a lookup by hash finds.
-#[derive(Clone)]
 pub struct StoredKey {
     pub(super) key_id: Option<Uuid>,
     pub(super) user_id: Option<String>,
@@ -56,7 +59,14 @@ pub struct StoredKey {
     expires_at: Option<TimestampWithTimeZone>,
     revoked: bool,
     /// As read, or as this backend last wrote it (cache::key_used).
-    pub(super) last_used_at: Option<i64>,
+    pub(super) last_used_at: Cell<Option<i64>>,
+}
+
+impl cache::Footprint for StoredKey {
+    fn bytes(&self) -> usize {
+        let scopes = self.scopes.as_deref().unwrap_or_default();
+        self.user_id.as_ref().map_or(0, String::capacity) + scopes.iter().map(|s| 24 + s.capacity()).sum::<usize>()
+    }
 }
 
 /// The key with this token hash, read through the unique index on `key_hash`, and its
@@ -66,70 +76,72 @@ fn find_key(hash: &[u8; 32]) -> Option<StoredKey> {
     let reader = latest::Reader::new();
     let columns = [c"id", c"user_id", c"scopes", c"expires_at", c"revoked_at"];
     let by_hash = [IndexKey::equal(pg_sys::F_BYTEAEQ, hash)];
-    let mut key = reader
+    let key = reader
         .lookup((c"api_keys", c"api_keys_key_hash_key"), &by_hash, &columns, Some(1), |v| StoredKey {
             key_id: value(v[0]),
             user_id: value(v[1]),
             scopes: value(v[2]),
             expires_at: value(v[3]),
             revoked: v[4].is_some(),
-            last_used_at: None,
+            last_used_at: Cell::new(None),
         })
         .pop()?;
     let by_id = [IndexKey::equal(pg_sys::F_UUID_EQ, key.key_id.into_datum().expect("a uuid datum"))];
-    key.last_used_at = reader
+    let last_used_at = reader
         .lookup((c"api_key_usage", c"api_key_usage_pkey"), &by_id, &[c"last_used_at"], Some(1), |v| {
             value::<TimestampWithTimeZone>(v[0])
         })
         .pop()
         .flatten()
         .map(i64::from);
+    key.last_used_at.set(last_used_at);
     Some(key)
 }
 
-#[allow(clippy::type_complexity)]
+/// One row (valid, status, key_id, user_id, scopes, expires_at; sql/api.sql), returned in
+/// materialize mode (srf.rs).
 #[pg_extern(sql = false)]
-fn api_key_validate(
-    token: Option<&str>,
-) -> TableIterator<
-    'static,
-    (
-        name!(valid, bool),
-        name!(status, String),
-        name!(key_id, Option<Uuid>),
-        name!(user_id, Option<String>),
-        name!(scopes, Option<Vec<String>>),
-        name!(expires_at, Option<TimestampWithTimeZone>),
-    ),
-> {
-    let row = match validate(token) {
-        (status, Some(key)) => (true, status.as_str().to_string(), key.key_id, key.user_id, key.scopes, key.expires_at),
-        (status, None) => (false, status.as_str().to_string(), None, None, None, None),
-    };
-    TableIterator::once(row)
+fn api_key_validate(fcinfo: pg_sys::FunctionCallInfo) {
+    // SAFETY: pgrx passes the call's own fcinfo.
+    let token = unsafe { Args::new(fcinfo) }.get::<&str>(0);
+    let (status, key) = validate(token);
+    use pg_sys::{BOOLOID, TEXTARRAYOID, TEXTOID, TIMESTAMPTZOID, UUIDOID};
+    let mut result = Rows::begin(fcinfo, |rsinfo| srf::expected(rsinfo, &[BOOLOID, TEXTOID, UUIDOID, TEXTOID, TEXTARRAYOID, TIMESTAMPTZOID]));
+    let key = key.as_ref();
+    let columns = [
+        Some(key.is_some().into()),
+        status.as_str().into_datum(),
+        key.and_then(|k| k.key_id).into_datum(),
+        key.and_then(|k| k.user_id.as_deref()).into_datum(),
+        key.and_then(|k| k.scopes.clone()).into_datum(),
+        key.and_then(|k| k.expires_at).into_datum(),
+    ];
+    let mut nulls = columns.map(|c| c.is_none());
+    let mut values = columns.map(|c| c.unwrap_or(pg_sys::Datum::from(0)));
+    result.put(&mut values, &mut nulls);
 }
 
 /// The status of a token, with the key when it is valid (and its use noted); counted.
-pub(super) fn validate(token: Option<&str>) -> (Status, Option<StoredKey>) {
+pub(super) fn validate(token: Option<&str>) -> (Status, Option<Rc<StoredKey>>) {
     let result = look_up(token);
     stats::key_validated(result.0);
     result
 }
 
-fn look_up(token: Option<&str>) -> (Status, Option<StoredKey>) {
+fn look_up(token: Option<&str>) -> (Status, Option<Rc<StoredKey>>) {
     if let Some(status) = keys::precheck(token) {
         return (status, None);
     }
     // Read once while nothing changes (cache/keys.rs); the status is decided every time.
     let hash = token::hash(token.expect("precheck passed a token"));
-    let key = cache::key_by_hash(hash, || find_key(&hash));
+    let key = cache::key_by_hash(hash, || find_key(&hash).map(Rc::new));
     let state = key.as_ref().map(|k| KeyState { revoked: k.revoked, expires_at: k.expires_at.map(i64::from) });
     let now = clock::now();
     match keys::status(state, now) {
         Status::Valid => {
             let key = key.expect("a valid key was found");
             if note_use(&key, now) {
-                cache::key_used(hash, now);
+                key.last_used_at.set(Some(now));
             }
             (Status::Valid, Some(key))
         }
@@ -143,7 +155,7 @@ fn look_up(token: Option<&str>) -> (Status, Option<StoredKey>) {
 /// tried: then `last_used_at` is recent, whoever wrote it.
 fn note_use(key: &StoredKey, now: i64) -> bool {
     let interval = KEY_LAST_USED_INTERVAL.get();
-    if !keys::last_used_due(key.last_used_at, now, interval) {
+    if !keys::last_used_due(key.last_used_at.get(), now, interval) {
         return false;
     }
     // SAFETY: plain reads of backend state.

@@ -14,6 +14,7 @@ mod latest;
 mod owner;
 mod relationships;
 mod report;
+mod srf;
 mod stats;
 mod subxact;
 

@@ -10,6 +10,7 @@ use super::args::Args;
 use super::clock;
 use super::latest::{self, text, text_bytes, value, IndexKey};
 use super::report::{raise, OrRaise};
+use super::srf::{self, Rows};
 use crate::core::error::Error;
 use crate::core::fga::eval::{self, Both, TupleList, TupleSource};
 use crate::core::fga::model::Model;
@@ -405,46 +406,27 @@ fn authz_relation_check(fcinfo: pg_sys::FunctionCallInfo) -> bool {
     eval::check(&model, &Both(&stored, &contextual), &subject, relation, &object).map_err(Error::from).or_raise()
 }
 
-/// Hands `rows` to the executor as the call's whole result (`SETOF text`, materialize
-/// mode): one call, one tuplestore, instead of a call per row.
+/// Hands `rows` to the executor as the call's whole result (`SETOF text`, see srf.rs);
+/// each row's text is the concatenation of its parts.
 fn return_rows<'a>(fcinfo: pg_sys::FunctionCallInfo, rows: impl IntoIterator<Item = [&'a str; 2]>) {
-    // SAFETY: fcinfo is the call's own; resultinfo, when it is a ReturnSetInfo, is the
-    // executor's, and the tuplestore and its descriptor live in its per-query context, as
-    // the set-returning functions of PostgreSQL's own (InitMaterializedSRF) do.
-    unsafe {
-        let rsinfo = (*fcinfo).resultinfo as *mut pg_sys::ReturnSetInfo;
-        if rsinfo.is_null()
-            || (*rsinfo).type_ != pg_sys::NodeTag::T_ReturnSetInfo
-            || (*rsinfo).allowedModes & pg_sys::SetFunctionReturnMode::SFRM_Materialize as i32 == 0
-        {
-            ereport!(ERROR, PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED, "set-valued function called in context that cannot accept a set");
-        }
-        let caller = pg_sys::MemoryContextSwitchTo((*(*rsinfo).econtext).ecxt_per_query_memory);
-        let desc = pg_sys::CreateTemplateTupleDesc(1);
-        pg_sys::TupleDescInitEntry(desc, 1, c"value".as_ptr(), pg_sys::TEXTOID, -1, 0);
-        let random = (*rsinfo).allowedModes & pg_sys::SetFunctionReturnMode::SFRM_Materialize_Random as i32 != 0;
-        let store = pg_sys::tuplestore_begin_heap(random, false, pg_sys::work_mem);
-        pg_sys::MemoryContextSwitchTo(caller);
-        // Each row's text is built in one buffer (u32s: a varlena's header is aligned),
-        // which the tuplestore copies.
-        let mut text: Vec<u32> = Vec::new();
-        for parts in rows {
-            let len = pg_sys::VARHDRSZ + parts.iter().map(|p| p.len()).sum::<usize>();
-            text.resize(len.div_ceil(4), 0);
-            let bytes = text.as_mut_ptr().cast::<u8>();
+    let mut result = Rows::begin(fcinfo, |_| srf::one_text_column());
+    // Each row's text is built in one buffer (u32s: a varlena's header is aligned), which
+    // the tuplestore copies.
+    let mut text: Vec<u32> = Vec::new();
+    for parts in rows {
+        let len = pg_sys::VARHDRSZ + parts.iter().map(|p| p.len()).sum::<usize>();
+        text.resize(len.div_ceil(4), 0);
+        let bytes = text.as_mut_ptr().cast::<u8>();
+        // SAFETY: the buffer holds len bytes (resized above).
+        unsafe {
             let mut at = pg_sys::VARHDRSZ;
             for part in parts {
                 std::ptr::copy_nonoverlapping(part.as_ptr(), bytes.add(at), part.len());
                 at += part.len();
             }
             pgrx::set_varsize_4b(bytes.cast(), len as i32);
-            let mut value = pg_sys::Datum::from(bytes);
-            let mut is_null = false;
-            pg_sys::tuplestore_putvalues(store, desc, &mut value, &mut is_null);
         }
-        (*rsinfo).returnMode = pg_sys::SetFunctionReturnMode::SFRM_Materialize;
-        (*rsinfo).setResult = store;
-        (*rsinfo).setDesc = desc;
+        result.put(&mut [pg_sys::Datum::from(bytes)], &mut [false]);
     }
 }
 

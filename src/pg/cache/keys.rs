@@ -11,17 +11,52 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::hash::Hash;
 
-/// Entries kept in each map at most; past it the map is emptied (keys are few per backend).
-const MAX_ENTRIES: usize = 4096;
+/// Each of the two maps may hold this share of authz.cache_memory (estimated bytes,
+/// `Footprint`); past it, it is emptied. An API server's connections see every active key,
+/// so a map holds as many as fit: a validated key takes about 210 bytes, so the default
+/// 16 MB holds about 9,000.
+const SHARE_OF_BUDGET: usize = 8;
+
+/// The heap bytes a value points to (estimated), for the maps' bound.
+pub trait Footprint {
+    fn bytes(&self) -> usize;
+}
 
 struct Memo<K, V> {
     epoch: u64,
     entries: HashMap<K, V>,
+    bytes: usize,
 }
 
-impl<K: Eq + Hash, V: Clone> Memo<K, V> {
+impl<K: Eq + Hash, V: Clone + Footprint> Memo<K, V> {
     fn new() -> Self {
-        Memo { epoch: 0, entries: HashMap::default() }
+        Memo { epoch: 0, entries: HashMap::default(), bytes: 0 }
+    }
+
+    fn clear(&mut self) {
+        self.entries = HashMap::default();
+        self.bytes = 0;
+    }
+
+    /// Keeps `value`, first emptying the map when it would pass `limit` bytes; nothing is
+    /// kept when the value alone would.
+    fn insert(&mut self, key: K, value: V, limit: usize) {
+        let bytes = std::mem::size_of::<(K, V)>() + 8 + value.bytes();
+        if self.bytes + bytes > limit {
+            self.clear();
+        }
+        if bytes <= limit {
+            self.bytes += bytes;
+            if let Some(old) = self.entries.insert(key, value) {
+                self.bytes -= std::mem::size_of::<(K, V)>() + 8 + old.bytes();
+            }
+        }
+    }
+}
+
+impl<T: Footprint> Footprint for Option<Rc<T>> {
+    fn bytes(&self) -> usize {
+        self.as_ref().map_or(0, |v| 16 + std::mem::size_of::<T>() + v.bytes())
     }
 }
 
@@ -36,6 +71,12 @@ pub struct KeyGrant {
     pub permissions: rustc_hash::FxHashSet<String>,
 }
 
+impl Footprint for KeyGrant {
+    fn bytes(&self) -> usize {
+        self.permissions.capacity() * 32 + self.permissions.iter().map(String::len).sum::<usize>()
+    }
+}
+
 impl KeyGrant {
     pub fn covers(&self, permission: &str) -> bool {
         self.all_permissions || self.permissions.contains(permission)
@@ -43,7 +84,7 @@ impl KeyGrant {
 }
 
 thread_local! {
-    static BY_HASH: RefCell<Memo<[u8; 32], Option<crate::pg::keys::StoredKey>>> = RefCell::new(Memo::new());
+    static BY_HASH: RefCell<Memo<[u8; 32], Option<Rc<crate::pg::keys::StoredKey>>>> = RefCell::new(Memo::new());
     static GRANTS: RefCell<Memo<[u8; 16], Option<Rc<KeyGrant>>>> = RefCell::new(Memo::new());
 }
 
@@ -51,7 +92,7 @@ thread_local! {
 /// nothing has changed since (`memo`'s entries are dropped at every change of a `keys`
 /// table, and not used while the cache may not be trusted). With the generation the value
 /// is current at, when it came from or went into the memo (see `key_grant_current`).
-fn remembered<K: Eq + Hash, V: Clone>(
+fn remembered<K: Eq + Hash, V: Clone + Footprint>(
     memo: &'static std::thread::LocalKey<RefCell<Memo<K, V>>>,
     key: K,
     load: impl FnOnce() -> V,
@@ -60,9 +101,11 @@ fn remembered<K: Eq + Hash, V: Clone>(
         return (load(), None);
     }
     let epoch = tables::epochs().keys;
+    let limit = super::budget() / SHARE_OF_BUDGET;
     let found = memo.with_borrow_mut(|m| {
-        if m.epoch != epoch {
-            m.entries.clear();
+        // (A smaller authz.cache_memory takes effect at once.)
+        if m.epoch != epoch || m.bytes > limit {
+            m.clear();
             m.epoch = epoch;
         }
         m.entries.get(&key).cloned()
@@ -75,12 +118,7 @@ fn remembered<K: Eq + Hash, V: Clone>(
     if tables::epochs().keys != epoch {
         return (value, None);
     }
-    memo.with_borrow_mut(|m| {
-        if m.entries.len() >= MAX_ENTRIES {
-            m.entries.clear();
-        }
-        m.entries.insert(key, value.clone());
-    });
+    memo.with_borrow_mut(|m| m.insert(key, value.clone(), limit));
     (value, Some(epoch))
 }
 
@@ -98,18 +136,9 @@ pub fn key_grant_current_without_looking(generation: u64) -> bool {
 /// The key a token hash names (None: no such key), as `load` reads it.
 pub fn key_by_hash(
     hash: [u8; 32],
-    load: impl FnOnce() -> Option<crate::pg::keys::StoredKey>,
-) -> Option<crate::pg::keys::StoredKey> {
+    load: impl FnOnce() -> Option<Rc<crate::pg::keys::StoredKey>>,
+) -> Option<Rc<crate::pg::keys::StoredKey>> {
     remembered(&BY_HASH, hash, load).0
-}
-
-/// Notes that this backend has just written (or tried to write) the key's last use.
-pub fn key_used(hash: [u8; 32], at: i64) {
-    BY_HASH.with_borrow_mut(|m| {
-        if let Some(Some(key)) = m.entries.get_mut(&hash) {
-            key.last_used_at = Some(at);
-        }
-    });
 }
 
 /// What a key principal's checks need about the key (None: no such key), and the
@@ -118,10 +147,7 @@ pub fn key_grant(key_id: [u8; 16], load: impl FnOnce() -> Option<KeyGrant>) -> (
     remembered(&GRANTS, key_id, || load().map(Rc::new))
 }
 
-/// The entries held, for authz_stats' memory figure (estimated).
+/// The bytes the maps hold, for authz_stats' memory figure (estimated).
 pub fn bytes() -> usize {
-    let keys = BY_HASH.with_borrow(|m| m.entries.len()) * 256;
-    let permissions = |g: &Option<Rc<KeyGrant>>| g.as_ref().map_or(0, |g| g.permissions.iter().map(|p| 48 + p.len()).sum());
-    let grants = GRANTS.with_borrow(|m| m.entries.values().map(|g| 96 + permissions(g)).sum::<usize>());
-    keys + grants
+    BY_HASH.with_borrow(|m| m.bytes) + GRANTS.with_borrow(|m| m.bytes)
 }

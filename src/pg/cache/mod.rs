@@ -13,7 +13,7 @@ mod trust;
 mod uncached;
 mod writers;
 
-pub use keys::{key_by_hash, key_grant, key_grant_current, key_grant_current_without_looking, key_used, KeyGrant};
+pub use keys::{key_by_hash, key_grant, key_grant_current, key_grant_current_without_looking, Footprint, KeyGrant};
 pub use uncached::load_for_check;
 
 use super::clock;
@@ -75,7 +75,7 @@ pub fn register() {
 }
 
 /// The cache's budget in bytes (authz.cache_memory).
-fn budget() -> usize {
+pub(super) fn budget() -> usize {
     usize::try_from(CACHE_MEMORY_KB.get()).unwrap_or(0) * 1024
 }
 

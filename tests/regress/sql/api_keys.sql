@@ -22,6 +22,12 @@ WHERE a::text LIKE '%' || :'alice_token' || '%'
 -- valid: one row with the key, its owner, scopes and expiry.
 SELECT valid, status, key_id = :'alice_key' AS same_key, user_id, scopes, expires_at
 FROM api_key_validate(:'alice_token');
+-- The same row however a set-returning function is called: in the select list, one column
+-- of it, with ordinality, beside another function.
+SELECT api_key_validate(:'alice_token') = (SELECT v FROM api_key_validate(:'alice_token') AS v) AS same_in_select_list;
+SELECT (api_key_validate(:'alice_token')).status, (api_key_validate('azk_')).status AS malformed;
+SELECT status, user_id, n FROM api_key_validate(:'alice_token') WITH ORDINALITY AS v(valid, status, key_id, user_id, scopes, expires_at, n);
+SELECT status, g FROM ROWS FROM (api_key_validate(:'alice_token'), generate_series(1, 2)) AS r(valid, status, key_id, user_id, scopes, expires_at, g);
 
 -- malformed: answered from the string alone (no scan of the keys table or its indexes).
 -- The transaction's scan counters are compared before and after.
@@ -177,4 +183,19 @@ DROP ROLE authz_keys_plain;
 SELECT proname, provolatile, proparallel, prosecdef
 FROM pg_proc WHERE proname LIKE 'api_key%' ORDER BY proname;
 
+-- The keys a backend remembers take at most an eighth of authz.cache_memory (another eighth
+-- for key principals' checks): 1,000 keys (about 210 bytes each) validated with 64 kB
+-- leave the cache's whole figure under 64 kB plus an eighth (the miss log) plus a quarter;
+-- every key is still valid, the second time too.
+SET authz.cache_memory = '64kB';
+CREATE TEMP TABLE many_tokens AS
+SELECT k.token FROM generate_series(1, 1000) AS i, LATERAL api_key_create('many' || i, 'many', ARRAY['documents:read']) AS k;
+SELECT count(*) FILTER (WHERE v.valid) AS valid_first, count(*) AS keys
+FROM many_tokens, LATERAL api_key_validate(token) AS v;
+SELECT count(*) FILTER (WHERE v.valid) AS valid_again FROM many_tokens, LATERAL api_key_validate(token) AS v;
+SELECT value <= 64 * 1024 * 11 / 8 AS cache_within_bound FROM authz_stats() WHERE counter = 'cache_bytes';
+RESET authz.cache_memory;
+DROP TABLE many_tokens;
+
 DROP EXTENSION authz_ext;
+
