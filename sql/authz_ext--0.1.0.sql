@@ -1236,13 +1236,13 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/context.rs:80
+-- src/pg/context.rs:79
 -- authz_ext::pg::context::authz_authenticate
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/context.rs:110
+-- src/pg/context.rs:109
 -- authz_ext::pg::context::authz_can
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
@@ -1260,7 +1260,7 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/context.rs:105
+-- src/pg/context.rs:104
 -- authz_ext::pg::context::authz_current_user
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
@@ -1368,13 +1368,13 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/context.rs:96
+-- src/pg/context.rs:95
 -- authz_ext::pg::context::authz_set_user
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/stats.rs:74
+-- src/pg/stats.rs:69
 -- authz_ext::pg::stats::authz_stats
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */

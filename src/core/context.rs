@@ -23,6 +23,10 @@ pub struct Context {
 }
 
 impl Context {
+    pub const fn new() -> Self {
+        Context { entries: Vec::new() }
+    }
+
     pub fn current(&self) -> Option<&Principal> {
         self.entries.last().and_then(|(_, p)| p.as_ref())
     }

@@ -10,6 +10,7 @@ use super::args::Args;
 use super::checks::{self, KeyMemo, Site};
 use super::clock;
 use super::latest::{self, Statement};
+use super::local::Local;
 use super::ids::{optional_id_text, IdRef};
 use super::keys::validate;
 use super::owner::as_owner;
@@ -26,9 +27,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::ffi::c_void;
 
-thread_local! {
-    static CONTEXT: RefCell<Context> = RefCell::new(Context::default());
-}
+static CONTEXT: Local<RefCell<Context>> = Local::new(RefCell::new(Context::new()));
 
 /// Registers the transaction callbacks; called once, when the library is loaded.
 pub fn register_callbacks() {
@@ -43,7 +42,7 @@ pub fn register_callbacks() {
 unsafe extern "C-unwind" fn on_transaction_event(event: pg_sys::XactEvent::Type, _arg: *mut c_void) {
     use pg_sys::XactEvent::*;
     if matches!(event, XACT_EVENT_COMMIT | XACT_EVENT_ABORT | XACT_EVENT_PREPARE | XACT_EVENT_PARALLEL_COMMIT | XACT_EVENT_PARALLEL_ABORT) {
-        CONTEXT.with(|c| c.borrow_mut().end_transaction());
+        CONTEXT.borrow_mut().end_transaction();
     }
 }
 
@@ -56,8 +55,8 @@ unsafe extern "C-unwind" fn on_subtransaction_event(
 ) {
     use pg_sys::SubXactEvent::*;
     match event {
-        SUBXACT_EVENT_COMMIT_SUB => CONTEXT.with(|c| c.borrow_mut().commit_sub(sub, parent)),
-        SUBXACT_EVENT_ABORT_SUB => CONTEXT.with(|c| c.borrow_mut().abort_sub(sub)),
+        SUBXACT_EVENT_COMMIT_SUB => CONTEXT.borrow_mut().commit_sub(sub, parent),
+        SUBXACT_EVENT_ABORT_SUB => CONTEXT.borrow_mut().abort_sub(sub),
         _ => {}
     }
 }
@@ -65,11 +64,11 @@ unsafe extern "C-unwind" fn on_subtransaction_event(
 fn set_principal(principal: Option<Principal>) {
     // SAFETY: always valid inside a transaction.
     let level = unsafe { pg_sys::GetCurrentSubTransactionId() };
-    CONTEXT.with(|c| c.borrow_mut().set(level, principal));
+    CONTEXT.borrow_mut().set(level, principal);
 }
 
 fn principal() -> Option<Principal> {
-    CONTEXT.with(|c| c.borrow().current().cloned())
+    CONTEXT.borrow().current().cloned()
 }
 
 /// The principal's user id, for the audit log of changes made in this transaction.
@@ -152,16 +151,15 @@ pub extern "C" fn pg_finfo_authz_can_fast() -> &'static pg_sys::Pg_finfo_record 
 unsafe fn remembered_can(fcinfo: pg_sys::FunctionCallInfo) -> Option<bool> {
     // SAFETY: the call's own fcinfo.
     let (site, args) = unsafe { (Site::remembering(fcinfo)?, Args::new(fcinfo)) };
-    CONTEXT.with_borrow(|c| {
-        let principal = c.current()?;
-        match (site.remembered(&args, Id::Text(&principal.user), 0)?, principal.key_id) {
-            (true, Some(key_id)) => {
-                let memo = site.key_memo().filter(|m| m.key_id == key_id && cache::key_grant_current_without_looking(m.generation))?;
-                Some(memo.covered && unexpired(memo.expires_at))
-            }
-            (allowed, _) => Some(allowed),
+    let context = CONTEXT.borrow();
+    let principal = context.current()?;
+    match (site.remembered(&args, Id::Text(&principal.user), 0)?, principal.key_id) {
+        (true, Some(key_id)) => {
+            let memo = site.key_memo().filter(|m| m.key_id == key_id && cache::key_grant_current_without_looking(m.generation))?;
+            Some(memo.covered && unexpired(memo.expires_at))
         }
-    })
+        (allowed, _) => Some(allowed),
+    }
 }
 
 static KEY_GRANT: Statement = Statement {

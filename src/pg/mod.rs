@@ -11,6 +11,7 @@ mod gucs;
 mod ids;
 mod keys;
 mod latest;
+mod local;
 mod owner;
 mod relationships;
 mod report;

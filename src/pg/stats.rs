@@ -2,6 +2,7 @@
 //! denials (`authz.log_denials`). Counters are plain thread-locals: a check pays one
 //! increment.
 
+use crate::pg::local::Local;
 use crate::core::keys::Status;
 use pgrx::prelude::*;
 use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting, PostgresGucEnum};
@@ -39,25 +40,19 @@ const NAMES: [(&str, &str); COUNTERS] = [
     ("keys_revoked", "... revoked"),
 ];
 
-thread_local! {
-    static COUNTS: [Cell<i64>; COUNTERS] = const { [const { Cell::new(0) }; COUNTERS] };
-}
+static COUNTS: Local<[Cell<i64>; COUNTERS]> = Local::new([const { Cell::new(0) }; COUNTERS]);
 
 pub fn bump(counter: Counter) {
-    COUNTS.with(|counts| {
-        let cell = &counts[counter as usize];
-        cell.set(cell.get() + 1);
-    });
+    let cell = &COUNTS[counter as usize];
+    cell.set(cell.get() + 1);
 }
 
 /// Bumps several counters at once (one look-up of the counters, for the per-row path).
 pub fn bump_all<const N: usize>(counters: [Counter; N]) {
-    COUNTS.with(|counts| {
-        for counter in counters {
-            let cell = &counts[counter as usize];
-            cell.set(cell.get() + 1);
-        }
-    });
+    for counter in counters {
+        let cell = &COUNTS[counter as usize];
+        cell.set(cell.get() + 1);
+    }
 }
 
 pub fn key_validated(status: Status) {
@@ -73,7 +68,7 @@ pub fn key_validated(status: Status) {
 #[allow(clippy::type_complexity)]
 #[pg_extern(sql = false)]
 fn authz_stats() -> TableIterator<'static, (name!(counter, String), name!(value, i64), name!(description, String))> {
-    let values: Vec<i64> = COUNTS.with(|counts| counts.iter().map(Cell::get).collect());
+    let values: Vec<i64> = COUNTS.iter().map(Cell::get).collect();
     let checks = values[Counter::Allows as usize] + values[Counter::Denies as usize];
     let gauges = [
         ("cache_bytes", super::cache::bytes(), "memory the decision cache holds now (estimated; bounded by authz.cache_memory)"),

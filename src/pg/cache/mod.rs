@@ -16,6 +16,7 @@ mod writers;
 pub use keys::{key_by_hash, key_grant, key_grant_current, key_grant_current_without_looking, Footprint, KeyGrant};
 pub use uncached::load_for_check;
 
+use crate::pg::local::Local;
 use super::clock;
 use super::gucs::CACHE_MEMORY_KB;
 use super::latest::{self, value, IndexKey, Statement};
@@ -49,9 +50,10 @@ thread_local! {
     /// Users whose cached facts a commit made stale (from the ring, by trust.rs), dropped
     /// at the next lookup; EVERYONE: all.
     static STALE_USERS: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
-    /// Counts the batches of stale users noted: part of the generation.
-    static STALE_BATCHES: Cell<u64> = const { Cell::new(0) };
 }
+
+/// Counts the batches of stale users noted: part of the generation.
+static STALE_BATCHES: Local<Cell<u64>> = Local::new(Cell::new(0));
 
 /// Notes users whose cached facts are stale (trust.rs, before anything is read).
 fn stale_users(users: Vec<u64>) {

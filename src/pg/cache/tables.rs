@@ -12,6 +12,7 @@
 //! The relcache callback only bumps counters (`Cell`s): it never borrows the cache, so an
 //! invalidation processed at any moment, even while the cache is in use, is safe.
 
+use crate::pg::local::Local;
 use crate::pg::latest::{self, Statement};
 use crate::pg::owner::as_owner;
 use crate::pg::stats::{self, Counter};
@@ -69,14 +70,15 @@ thread_local! {
     static TABLES: RefCell<Vec<Table>> = const { RefCell::new(Vec::new()) };
     /// The trigger function, authz.note_change().
     static NOTE_CHANGE: Cell<Oid> = const { Cell::new(pg_sys::InvalidOid) };
-    static STATE: Cell<State> = const { Cell::new(State::Unknown) };
-    /// Bumped by every invalidation that makes the cached users' facts stale.
-    static FACTS_EPOCH: Cell<u64> = const { Cell::new(0) };
-    /// Bumped by every invalidation that makes the cached catalog stale.
-    static CATALOG_EPOCH: Cell<u64> = const { Cell::new(0) };
-    /// Bumped by every invalidation that makes the cached API keys stale.
-    static KEYS_EPOCH: Cell<u64> = const { Cell::new(0) };
 }
+
+static STATE: Local<Cell<State>> = Local::new(Cell::new(State::Unknown));
+/// Bumped by every invalidation that makes the cached users' facts stale.
+static FACTS_EPOCH: Local<Cell<u64>> = Local::new(Cell::new(0));
+/// Bumped by every invalidation that makes the cached catalog stale.
+static CATALOG_EPOCH: Local<Cell<u64>> = Local::new(Cell::new(0));
+/// Bumped by every invalidation that makes the cached API keys stale.
+static KEYS_EPOCH: Local<Cell<u64>> = Local::new(Cell::new(0));
 
 /// The invalidation counters: cached state filled at other values is stale.
 #[derive(Clone, Copy, PartialEq, Eq, Default, Debug)]
@@ -112,7 +114,7 @@ unsafe extern "C-unwind" fn on_relcache_invalidation(_arg: Datum, relid: Oid) {
             _ => None, // unknown while being read: assume the worst
         },
     };
-    let bump = |epoch: &'static std::thread::LocalKey<Cell<u64>>| epoch.set(epoch.get() + 1);
+    let bump = |epoch: &Cell<u64>| epoch.set(epoch.get() + 1);
     // A facts table's rows name their users in the ring (trust.rs) where there is one.
     let users_named = kind == Some(Kind::Facts)
         && super::trust::users_named_by_ring()

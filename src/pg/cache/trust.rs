@@ -16,14 +16,16 @@ use super::tables;
 use super::writers;
 use crate::core::ring::{Read, EVERYONE};
 use crate::pg::gucs::CACHE_ENABLED;
+use crate::pg::local::Local;
 use pgrx::pg_sys;
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 
+/// The count of completed transactions at the last check that found everything visible
+/// announced and processed.
+static QUIET_AT: Local<Cell<u64>> = Local::new(Cell::new(u64::MAX));
+
 thread_local! {
-    /// The count of completed transactions at the last check that found everything visible
-    /// announced and processed.
-    static QUIET_AT: Cell<u64> = const { Cell::new(u64::MAX) };
     /// The next entry of the ring of changed users to read (None: start at its head).
     static RING_NEXT: Cell<Option<u64>> = const { Cell::new(None) };
     /// Whether the server was in recovery at the last look.
