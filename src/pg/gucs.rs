@@ -7,7 +7,14 @@ use std::ffi::CString;
 pub static KEY_LAST_USED_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(60);
 
 /// Whether checks use the backend-local decision cache.
-pub static CACHE_ENABLED: GucSetting<bool> = GucSetting::<bool>::new(true);
+static CACHE_ENABLED: GucSetting<bool> = GucSetting::<bool>::new(true);
+
+/// authz.cache, read without pgrx's thread check (`GucSetting::get` asks for the thread's
+/// id, a thread-local: `__tls_get_addr` on every row of a per-row check; see local.rs).
+pub fn cache_enabled() -> bool {
+    // SAFETY: PostgreSQL writes the setting on this backend's one thread, between calls.
+    unsafe { *CACHE_ENABLED.as_ptr() }
+}
 
 /// The decision cache's budget per backend, in kB.
 pub static CACHE_MEMORY_KB: GucSetting<i32> = GucSetting::<i32>::new(16 * 1024);

@@ -15,7 +15,7 @@
 use super::tables;
 use super::writers;
 use crate::core::ring::{Read, EVERYONE};
-use crate::pg::gucs::CACHE_ENABLED;
+use crate::pg::gucs::cache_enabled;
 use crate::pg::local::Local;
 use pgrx::pg_sys;
 use std::cell::Cell;
@@ -37,7 +37,7 @@ pub fn cache_usable() -> bool {
     // A parallel worker has a cache of its own that it cannot fill exactly (checks are
     // PARALLEL RESTRICTED, so this is a safeguard).
     // SAFETY: a plain read of backend state.
-    if !CACHE_ENABLED.get() || !writers::available() || unsafe { pg_sys::ParallelWorkerNumber } >= 0 {
+    if !cache_enabled() || !writers::available() || unsafe { pg_sys::ParallelWorkerNumber } >= 0 {
         return false;
     }
     let completions = completed_transactions();
@@ -67,7 +67,7 @@ pub fn cache_usable() -> bool {
 /// here can raise an error); false means ask `cache_usable`.
 pub fn nothing_new() -> bool {
     // SAFETY: as in cache_usable.
-    CACHE_ENABLED.get()
+    cache_enabled()
         && writers::available()
         && unsafe { pg_sys::ParallelWorkerNumber } < 0
         && completed_transactions() == QUIET_AT.get()
