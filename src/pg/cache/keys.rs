@@ -41,16 +41,21 @@ impl<K: Eq + Hash, V: Clone + Footprint> Memo<K, V> {
     /// Keeps `value`, first emptying the map when it would pass `limit` bytes; nothing is
     /// kept when the value alone would.
     fn insert(&mut self, key: K, value: V, limit: usize) {
-        let bytes = std::mem::size_of::<(K, V)>() + 8 + value.bytes();
+        let bytes = Self::entry_bytes(&value);
         if self.bytes + bytes > limit {
             self.clear();
         }
         if bytes <= limit {
             self.bytes += bytes;
             if let Some(old) = self.entries.insert(key, value) {
-                self.bytes -= std::mem::size_of::<(K, V)>() + 8 + old.bytes();
+                self.bytes -= Self::entry_bytes(&old);
             }
         }
+    }
+
+    /// An entry's bytes: the map's slot (and its control byte, rounded up) and the value's.
+    fn entry_bytes(value: &V) -> usize {
+        std::mem::size_of::<(K, V)>() + 8 + value.bytes()
     }
 }
 
