@@ -5,8 +5,8 @@
 -- session_replication_role = replica (logical replication's apply, bulk loaders) — fires
 -- authz.note_change(), which queues an invalidation of the changed table for every
 -- backend and has the transaction announce its commit. The argument says what a change
--- makes stale: 'facts' (the cached users), 'keys' (the cached API keys) or 'catalog'
--- (everything). (api_key_usage is not in it: last_used_at is never cached.) Backends read this
+-- makes stale: 'facts' (the cached users), 'keys' (the cached API keys), 'relations' (the
+-- remembered relationship answers) or 'catalog' (everything). (api_key_usage is not in it: last_used_at is never cached.) Backends read this
 -- list from pg_trigger; a test checks that every table a check reads is in it.
 --
 -- Both fire in every mode (ALWAYS). The row trigger names the changed users (for the
@@ -27,7 +27,8 @@ BEGIN
         VALUES ('grants', 'facts'), ('user_roles', 'facts'),
                ('api_keys', 'keys'), ('scopes', 'keys'), ('scope_permissions', 'keys'),
                ('resource_types', 'catalog'), ('permissions', 'catalog'), ('roles', 'catalog'),
-               ('role_permissions', 'catalog'), ('role_permission_removals', 'catalog')
+               ('role_permissions', 'catalog'), ('role_permission_removals', 'catalog'),
+               ('relation_tuples', 'relations'), ('relation_models', 'relations')
     LOOP
         EXECUTE pg_catalog.format(
             'CREATE TRIGGER note_change AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON authz.%I

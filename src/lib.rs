@@ -57,8 +57,8 @@ pgrx::extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);
 pgrx::extension_sql_file!("../sql/seed.sql", name = "seed", requires = ["schema"]);
 pgrx::extension_sql_file!("../sql/internal.sql", name = "internal", requires = ["seed"]);
 pgrx::extension_sql_file!("../sql/keys.sql", name = "keys", requires = ["internal"]);
-pgrx::extension_sql_file!("../sql/cache.sql", name = "cache", requires = ["keys"]);
-pgrx::extension_sql_file!("../sql/relationships.sql", name = "relationships", requires = ["cache"]);
+pgrx::extension_sql_file!("../sql/relationships.sql", name = "relationships", requires = ["keys"]);
+pgrx::extension_sql_file!("../sql/cache.sql", name = "cache", requires = ["relationships"]);
 pgrx::extension_sql_file!("../sql/api.sql", name = "api", finalize);
 
 #[cfg(any(test, feature = "pg_test"))]

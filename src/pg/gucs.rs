@@ -42,7 +42,7 @@ pub fn register() {
     );
     GucRegistry::define_int_guc(
         c"authz.cache_memory",
-        c"Memory each backend's decision cache may hold: cached users, the log of recent misses (an eighth more) and the catalog; the API keys it remembers take up to a quarter more.",
+        c"Memory each backend's decision cache may hold: cached users, the log of recent misses (an eighth more) and the catalog; the API keys and relationship answers it remembers take up to three eighths more.",
         c"The least recently used users go first; a user whose overrides for one permission do not fit is read row by row, never cached. 0 caches nothing.",
         &CACHE_MEMORY_KB,
         0,

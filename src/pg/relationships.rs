@@ -7,6 +7,7 @@
 
 use super::admin::call;
 use super::args::Args;
+use super::cache::{relation_answer, Answer, Remembered};
 use super::clock;
 use super::latest::{self, text, text_bytes, value, IndexKey};
 use super::report::{raise, OrRaise};
@@ -21,7 +22,7 @@ use crate::core::permission::shorten;
 use pgrx::prelude::*;
 use pgrx::JsonB;
 use serde_json::{json, Value};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::ffi::CStr;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::rc::Rc;
@@ -254,6 +255,9 @@ struct Stored {
     scans: RefCell<HashMap<(usize, usize, usize), latest::OpenScan>>,
     reader: Rc<latest::Reader>,
     now: i64,
+    /// The earliest `expires_at` after `now` among the tuples read: what was read stops
+    /// being the state then.
+    next_expiry: Cell<Option<i64>>,
     read: RefCell<HashMap<(Object, String), Vec<Tuple>>>,
 }
 
@@ -262,12 +266,19 @@ const TUPLES_BY_SUBJECT: (&CStr, &CStr) = (c"relation_tuples", c"relation_tuples
 
 impl Stored {
     fn new() -> Self {
-        Stored { scans: RefCell::default(), reader: Rc::new(latest::Reader::new()), now: clock::now(), read: RefCell::default() }
+        let reader = Rc::new(latest::Reader::new());
+        Stored { scans: RefCell::default(), reader, now: clock::now(), next_expiry: Cell::new(None), read: RefCell::default() }
     }
 
     /// Whether a tuple's `expires_at` (None: no expiry) has passed.
     fn expired(&self, expires_at: Option<pg_sys::Datum>) -> bool {
-        value::<TimestampWithTimeZone>(expires_at).is_some_and(|t| i64::from(t) <= self.now)
+        let Some(at) = value::<TimestampWithTimeZone>(expires_at).map(i64::from) else {
+            return false;
+        };
+        if at > self.now && self.next_expiry.get().is_none_or(|next| at < next) {
+            self.next_expiry.set(Some(at));
+        }
+        at <= self.now
     }
 
     /// `Reader::lookup` through a scan of this query, opened at its first use.
@@ -391,6 +402,25 @@ fn parsed_arg<T>(what: &str, text: &str, parse: impl Fn(&str) -> Result<T, Strin
     parse(text).map_err(|why| invalid(format!("{what}: {why}"), VALIDATION_ERROR)).or_raise()
 }
 
+/// The answer of a query (`kind` and its arguments `parts`; the query options from argument
+/// `n` on, as query_model_and_tuples reads them), as `evaluate` gives it (with the stored
+/// tuples it reads), or as the cache remembers it (cache/relations.rs). Queries with
+/// contextual tuples or a context are not remembered.
+fn answer(kind: &str, parts: &[&str], args: &Args, n: usize, evaluate: impl FnOnce(&Stored) -> Answer) -> Answer {
+    let load = || {
+        let stored = Stored::new();
+        let answer = evaluate(&stored);
+        Remembered { answer, until: stored.next_expiry.get() }
+    };
+    if args.datum(n).is_some() || args.datum(n + 1).is_some() {
+        return load().answer;
+    }
+    // Texts hold no NUL, so the parts joined by one name the query.
+    let model = args.get::<&str>(n + 2).map_or(String::new(), |id| format!("model {id}"));
+    let query = [kind].iter().chain(parts).chain([&model.as_str()]).copied().collect::<Vec<_>>().join("\0");
+    relation_answer(query, load)
+}
+
 #[pg_extern(sql = false)]
 fn authz_relation_check(fcinfo: pg_sys::FunctionCallInfo) -> bool {
     // SAFETY: pgrx passes the call's own fcinfo.
@@ -399,11 +429,14 @@ fn authz_relation_check(fcinfo: pg_sys::FunctionCallInfo) -> bool {
     let (Some(subject), Some(relation), Some(object)) = (args.get::<&str>(0), args.get::<&str>(1), args.get::<&str>(2)) else {
         return false;
     };
-    let subject = parsed_arg("subject", subject, Subject::parse);
-    let object = parsed_arg("object", object, Object::parse);
-    let stored = Stored::new();
-    let (model, contextual) = query_model_and_tuples(&stored.reader, &args, 3);
-    eval::check(&model, &Both(&stored, &contextual), &subject, relation, &object).map_err(Error::from).or_raise()
+    let answer = answer("check", &[subject, relation, object], &args, 3, |stored| {
+        let subject = parsed_arg("subject", subject, Subject::parse);
+        let object = parsed_arg("object", object, Object::parse);
+        let (model, contextual) = query_model_and_tuples(&stored.reader, &args, 3);
+        let holds = eval::check(&model, &Both(stored, &contextual), &subject, relation, &object).map_err(Error::from).or_raise();
+        Answer::Holds(holds)
+    });
+    matches!(answer, Answer::Holds(true))
 }
 
 /// Hands `rows` to the executor as the call's whole result (`SETOF text`, see srf.rs);
@@ -430,6 +463,14 @@ fn return_rows<'a>(fcinfo: pg_sys::FunctionCallInfo, rows: impl IntoIterator<Ite
     }
 }
 
+/// The rows of a list answer.
+fn listed(answer: &Answer) -> &[Rc<str>] {
+    match answer {
+        Answer::Listed(items) => items,
+        Answer::Holds(_) => unreachable!("a list query's answer is a list"),
+    }
+}
+
 #[pg_extern(sql = false)]
 fn authz_list_objects(fcinfo: pg_sys::FunctionCallInfo) {
     // SAFETY: pgrx passes the call's own fcinfo.
@@ -437,12 +478,14 @@ fn authz_list_objects(fcinfo: pg_sys::FunctionCallInfo) {
     let (Some(subject), Some(type_name), Some(relation)) = (args.get::<&str>(0), args.get::<&str>(1), args.get::<&str>(2)) else {
         return return_rows(fcinfo, []);
     };
-    let subject = parsed_arg("subject", subject, Subject::parse);
-    let stored = Stored::new();
-    let (model, contextual) = query_model_and_tuples(&stored.reader, &args, 3);
-    let ids = eval::list_object_ids(&model, &Both(&stored, &contextual), &subject, type_name, relation).map_err(Error::from).or_raise();
+    let answer = answer("objects", &[subject, type_name, relation], &args, 3, |stored| {
+        let subject = parsed_arg("subject", subject, Subject::parse);
+        let (model, contextual) = query_model_and_tuples(&stored.reader, &args, 3);
+        let ids = eval::list_object_ids(&model, &Both(stored, &contextual), &subject, type_name, relation).map_err(Error::from).or_raise();
+        Answer::Listed(ids.into_iter().collect())
+    });
     let prefix = format!("{type_name}:");
-    return_rows(fcinfo, ids.iter().map(|id| [prefix.as_str(), &**id]));
+    return_rows(fcinfo, listed(&answer).iter().map(|id| [prefix.as_str(), &**id]));
 }
 
 #[pg_extern(sql = false)]
@@ -456,13 +499,16 @@ fn authz_list_users(fcinfo: pg_sys::FunctionCallInfo) {
     if filters.is_empty() {
         raise(invalid("filters must name at least one type (e.g. '{user}') or userset (e.g. '{group#member}')".into(), VALIDATION_ERROR));
     }
-    let object = parsed_arg("object", object, Object::parse);
-    let stored = Stored::new();
-    let (model, contextual) = query_model_and_tuples(&stored.reader, &args, 3);
-    let tuples = Both(&stored, &contextual);
-    let mut found = BTreeSet::new();
-    for filter in &filters {
-        found.extend(eval::list_users(&model, &tuples, &object, relation, filter).map_err(Error::from).or_raise());
-    }
-    return_rows(fcinfo, found.iter().map(|user| ["", user.as_str()]));
+    let parts: Vec<&str> = [object, relation].into_iter().chain(filters.iter().map(String::as_str)).collect();
+    let answer = answer("users", &parts, &args, 3, |stored| {
+        let object = parsed_arg("object", object, Object::parse);
+        let (model, contextual) = query_model_and_tuples(&stored.reader, &args, 3);
+        let tuples = Both(stored, &contextual);
+        let mut found = BTreeSet::new();
+        for filter in &filters {
+            found.extend(eval::list_users(&model, &tuples, &object, relation, filter).map_err(Error::from).or_raise());
+        }
+        Answer::Listed(found.into_iter().map(Rc::from).collect())
+    });
+    return_rows(fcinfo, listed(&answer).iter().map(|user| ["", &**user]));
 }

@@ -2,8 +2,9 @@
 freshness promise — a query honours no tuple whose removal committed before its statement
 began, in every isolation level; it sees its own transaction's uncommitted changes
 (savepoints included) and never rolled-back ones; a model committed elsewhere is current
-for the next statement — for checks and both lists alike; audit rows live and die with
-the change they record; concurrent writers of one tuple both succeed."""
+for the next statement — for checks and both lists alike, with the cache on (answers remembered) and off; audit
+rows live and die with the change they record; concurrent writers of one tuple both
+succeed."""
 import threading
 import time
 
@@ -11,7 +12,7 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-from conftest import run_for, unique
+from conftest import connect, create_database, drop_database, run_for, unique
 
 MODEL = """
 model
@@ -97,7 +98,7 @@ def shared(sessions, model, names):
 
 @pytest.mark.parametrize("pages", ["fresh", "all-visible"])
 @pytest.mark.parametrize("isolation", [None, "READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE"])
-def test_a_delete_committed_elsewhere_is_honoured_by_the_next_statement(sessions, shared, isolation, pages):
+def test_a_delete_committed_elsewhere_is_honoured_by_the_next_statement(sessions, shared, isolation, pages, cache):
     n = shared
     reader, writer = sessions(autocommit=True), sessions(autocommit=True)
     if pages == "all-visible":
@@ -127,7 +128,7 @@ def test_a_delete_committed_elsewhere_is_honoured_by_the_next_statement(sessions
         reader.execute("ROLLBACK")
 
 
-def test_the_deletion_of_a_wildcard_is_honoured_inside_an_old_transaction(sessions, model, names):
+def test_the_deletion_of_a_wildcard_is_honoured_inside_an_old_transaction(sessions, model, names, cache):
     writer, reader = sessions(autocommit=True), sessions(autocommit=True)
     write(writer, names["doc"], "viewer", "user:*")
     reader.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
@@ -141,7 +142,7 @@ def test_the_deletion_of_a_wildcard_is_honoured_inside_an_old_transaction(sessio
 
 @pytest.mark.parametrize("pages", ["fresh", "all-visible"])
 @pytest.mark.parametrize("isolation", ["READ COMMITTED", "REPEATABLE READ"])
-def test_own_uncommitted_changes_are_seen_by_their_transaction_only(sessions, shared, isolation, pages):
+def test_own_uncommitted_changes_are_seen_by_their_transaction_only(sessions, shared, isolation, pages, cache):
     n = shared
     mine, other = sessions(autocommit=True), sessions(autocommit=True)
     if pages == "all-visible":
@@ -164,7 +165,7 @@ def test_own_uncommitted_changes_are_seen_by_their_transaction_only(sessions, sh
     assert users(other, n["doc"]) == {n["bob"]}
 
 
-def test_each_statement_inside_a_function_sees_deletes_and_expiry_since_the_previous(sessions, shared):
+def test_each_statement_inside_a_function_sees_deletes_and_expiry_since_the_previous(sessions, shared, cache):
     """Inside one call of a function, in a REPEATABLE READ transaction: a tuple deleted and
     committed elsewhere, and one that expired, while the function slept, hold no more."""
     n = shared
@@ -194,6 +195,53 @@ def test_each_statement_inside_a_function_sees_deletes_and_expiry_since_the_prev
     assert answers == [True, True, False, False]
 
 
+def test_a_remembered_answer_ends_when_a_tuple_it_read_expires(sessions, shared, cache):
+    """With nothing written meanwhile (no invalidation), a check and both lists that read a
+    tuple expiring in a second answer as before it expires, and without it after."""
+    n = shared
+    conn = sessions(autocommit=True)
+    carol = f"user:{unique('carol')}"
+    conn.execute("SELECT authz_tuple_write(%s, 'viewer', %s, expires_at => now() + interval '1 second')",
+                 (n["doc"], carol))
+    for _ in range(2):
+        assert check(conn, carol, n["doc"]) is True and listed(conn, carol, n["doc"])
+        assert users(conn, n["doc"]) == {n["anne"], n["bob"], carol}
+    time.sleep(1.1)
+    assert check(conn, carol, n["doc"]) is False and not listed(conn, carol, n["doc"])
+    assert users(conn, n["doc"]) == {n["anne"], n["bob"]}
+
+
+def test_queries_with_contextual_tuples_are_answered_for_their_tuples(sessions, shared, cache):
+    """The same check with and without contextual tuples, in turn: each answers for its own."""
+    n = shared
+    conn = sessions(autocommit=True)
+    carol = f"user:{unique('carol')}"
+    extra = Jsonb([{"object": n["doc"], "relation": "viewer", "user": carol}])
+    for _ in range(2):
+        assert check(conn, carol, n["doc"]) is False
+        assert check(conn, carol, n["doc"], contextual_tuples=extra) is True
+
+
+def test_without_the_relationship_triggers_nothing_is_remembered(sessions):
+    """A database whose relationship tables have no note_change triggers (as one installed
+    before they existed): their writes invalidate nothing, so nothing may be remembered."""
+    name = f"authz_no_tuple_trigger_{unique('db').replace('-', '_')}"
+    create_database(name)
+    try:
+        with connect(name, autocommit=True) as reader, connect(name, autocommit=True) as writer:
+            for table in ("relation_tuples", "relation_models"):
+                writer.execute(f"DROP TRIGGER note_change ON authz.{table}")
+                writer.execute(f"DROP TRIGGER note_change_row ON authz.{table}")
+            writer.execute("SELECT authz_model_write(%s)", (MODEL,))
+            for expected in (False, True):
+                assert check(reader, "user:anne", "doc:1") is expected
+                assert listed(reader, "user:anne", "doc:1") is expected
+                writer.execute("INSERT INTO authz.relation_tuples (object_type, object_id, relation, subject_type,"
+                               " subject_id) VALUES ('doc', '1', 'viewer', 'user', 'anne') ON CONFLICT DO NOTHING")
+    finally:
+        drop_database(name)
+
+
 # authz_tuple_write once handed its expires_at on as text in the session's DateStyle, which
 # PostgreSQL read back by its table of zone abbreviations: with DateStyle SQL and TimeZone
 # Asia/Kolkata, "IST" came back as Israel's (+02), not India's (+05:30), and the tuple was
@@ -214,7 +262,7 @@ def test_expires_at_is_kept_as_given_whatever_the_session_settings(sessions, mod
     assert check(conn, names["anne"], names["doc"]) is False
 
 
-def test_a_write_earlier_in_the_same_statement_is_seen(sessions, model, names):
+def test_a_write_earlier_in_the_same_statement_is_seen(sessions, model, names, cache):
     """A tuple written and checked in one SELECT (functions evaluated left to right) counts:
     the transaction's own changes up to the current command."""
     conn = sessions(autocommit=True)
@@ -224,7 +272,7 @@ def test_a_write_earlier_in_the_same_statement_is_seen(sessions, model, names):
     assert row == (True, True)
 
 
-def test_rollback_to_savepoint_undoes_changes_for_checks_and_lists(sessions, shared):
+def test_rollback_to_savepoint_undoes_changes_for_checks_and_lists(sessions, shared, cache):
     n = shared
     conn = sessions()  # a transaction, opened by the first statement
     carol = f"user:{unique('carol')}"
@@ -258,7 +306,7 @@ def test_rollback_to_savepoint_undoes_changes_for_checks_and_lists(sessions, sha
     conn.rollback()
 
 
-def test_a_model_committed_elsewhere_is_current_for_the_next_statement(sessions, shared, model):
+def test_a_model_committed_elsewhere_is_current_for_the_next_statement(sessions, shared, model, cache):
     n = shared
     reader, writer = sessions(autocommit=True), sessions(autocommit=True)
     reader.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
@@ -280,7 +328,7 @@ def test_a_model_committed_elsewhere_is_current_for_the_next_statement(sessions,
     reader.execute("ROLLBACK")
 
 
-def test_a_model_of_an_open_transaction_is_current_for_it_alone(sessions, shared, model):
+def test_a_model_of_an_open_transaction_is_current_for_it_alone(sessions, shared, model, cache):
     n = shared
     mine, other = sessions(), sessions(autocommit=True)
     uncommitted = mine.execute("SELECT authz_model_write(%s)", (MODEL_WITH_EDITOR,)).fetchone()[0]

@@ -2,18 +2,24 @@
 //! - trust.rs: whether the cache may answer this check (docs/guide.md, Freshness);
 //! - writers.rs: what transactions that change authorization data do for that;
 //! - tables.rs: which tables' changes invalidate what (from their triggers);
+//! - memo.rs, keys.rs, relations.rs: what API-key validation and relationship queries
+//!   remember, under the same rules;
 //! - uncached.rs: the SQL path, when the cache may not answer or is off.
 //!
 //! A hit is a hash lookup. A miss is read by direct index scans under the latest snapshot
 //! (core::misses decides how much), with the catalog side cached apart from users.
 
 mod keys;
+mod memo;
+mod relations;
 mod tables;
 mod trust;
 mod uncached;
 mod writers;
 
-pub use keys::{key_by_hash, key_grant, key_grant_current, key_grant_current_without_looking, Footprint, KeyGrant};
+pub use keys::{key_by_hash, key_grant, key_grant_current, key_grant_current_without_looking, KeyGrant};
+pub use memo::Footprint;
+pub use relations::{relation_answer, Answer, Remembered};
 pub use uncached::load_for_check;
 
 use crate::pg::local::Local;
@@ -81,10 +87,11 @@ pub(super) fn budget() -> usize {
     usize::try_from(CACHE_MEMORY_KB.get()).unwrap_or(0) * 1024
 }
 
-/// The heap bytes the cache, its miss log and the catalog hold (estimated), for authz_stats.
+/// The heap bytes the cache, its miss log, the catalog and the memos hold (estimated), for
+/// authz_stats.
 pub fn bytes() -> usize {
-    let keys = keys::bytes();
-    STATE.with_borrow(|s| s.cache.bytes() + s.misses.bytes() + s.catalog.as_ref().map_or(0, |(c, _)| c.bytes())) + keys
+    let memos = keys::bytes() + relations::bytes();
+    STATE.with_borrow(|s| s.cache.bytes() + s.misses.bytes() + s.catalog.as_ref().map_or(0, |(c, _)| c.bytes())) + memos
 }
 
 /// The facts a check reads: shared from the cache, with the generation they are current

@@ -2,8 +2,8 @@
 //!
 //! One source: the `note_change` triggers of sql/cache.sql. Every table carrying one is an
 //! invalidating table, and the trigger's argument says what its changes make stale:
-//! `facts` (the cached users' entries), `keys` (the cached API keys) or `catalog`
-//! (everything). This backend reads that
+//! `facts` (the cached users' entries), `keys` (the cached API keys), `relations` (the
+//! remembered relationship answers) or `catalog` (everything). This backend reads that
 //! from pg_trigger, and reads it again when one of those tables is invalidated, which is
 //! also how it notices triggers being disabled (`ALTER TABLE ... DISABLE TRIGGER`, as
 //! pg_restore --disable-triggers does) or put to fire in origin mode only: writes would
@@ -24,6 +24,7 @@ use std::cell::{Cell, RefCell};
 pub enum Kind {
     Facts,
     Keys,
+    Relations,
     Catalog,
 }
 
@@ -35,6 +36,7 @@ impl Kind {
         match argument {
             Some(b"facts") => Some(Kind::Facts),
             Some(b"keys") => Some(Kind::Keys),
+            Some(b"relations") => Some(Kind::Relations),
             Some(b"catalog") => Some(Kind::Catalog),
             _ => None,
         }
@@ -79,6 +81,8 @@ static FACTS_EPOCH: Local<Cell<u64>> = Local::new(Cell::new(0));
 static CATALOG_EPOCH: Local<Cell<u64>> = Local::new(Cell::new(0));
 /// Bumped by every invalidation that makes the cached API keys stale.
 static KEYS_EPOCH: Local<Cell<u64>> = Local::new(Cell::new(0));
+/// Bumped by every invalidation that makes the remembered relationship answers stale.
+static RELATIONS_EPOCH: Local<Cell<u64>> = Local::new(Cell::new(0));
 
 /// The invalidation counters: cached state filled at other values is stale.
 #[derive(Clone, Copy, PartialEq, Eq, Default, Debug)]
@@ -86,6 +90,7 @@ pub struct Epochs {
     pub facts: u64,
     pub catalog: u64,
     pub keys: u64,
+    pub relations: u64,
 }
 
 /// The facts' epoch alone (the per-row path reads no more).
@@ -94,7 +99,7 @@ pub fn facts_epoch() -> u64 {
 }
 
 pub fn epochs() -> Epochs {
-    Epochs { facts: FACTS_EPOCH.get(), catalog: CATALOG_EPOCH.get(), keys: KEYS_EPOCH.get() }
+    Epochs { facts: FACTS_EPOCH.get(), catalog: CATALOG_EPOCH.get(), keys: KEYS_EPOCH.get(), relations: RELATIONS_EPOCH.get() }
 }
 
 /// Registers the relcache callback; called once, at library load.
@@ -119,13 +124,18 @@ unsafe extern "C-unwind" fn on_relcache_invalidation(_arg: Datum, relid: Oid) {
     let users_named = kind == Some(Kind::Facts)
         && super::trust::users_named_by_ring()
         && !super::writers::this_transaction_changed_users();
-    if kind != Some(Kind::Keys) && !users_named {
+    // A kind makes its own side stale; a catalog change (and an unknown one) everything.
+    let everything = matches!(kind, None | Some(Kind::Catalog));
+    if (everything || kind == Some(Kind::Facts)) && !users_named {
         flush_facts();
     }
-    if kind != Some(Kind::Facts) {
+    if everything || kind == Some(Kind::Keys) {
         bump(&KEYS_EPOCH);
     }
-    if kind.is_none() || kind == Some(Kind::Catalog) {
+    if everything || kind == Some(Kind::Relations) {
+        bump(&RELATIONS_EPOCH);
+    }
+    if everything {
         bump(&CATALOG_EPOCH);
     }
     STATE.set(match (kind, STATE.get()) {
@@ -144,6 +154,12 @@ fn flush_facts() {
 /// Whether the last look found every write invalidating (nothing read: a plain read).
 pub fn known_sound() -> bool {
     STATE.get() == State::Sound
+}
+
+/// Whether some invalidating table is of `kind` (as last looked at): a database whose
+/// install script predates the kind has no such table, and its writes invalidate nothing.
+pub fn watched(kind: Kind) -> bool {
+    TABLES.with_borrow(|tables| tables.iter().any(|t| t.kind == kind))
 }
 
 /// Whether every write to the tables a check reads reaches the caches now. `completions`

@@ -213,6 +213,21 @@ SELECT count(*) FROM authz.relation_tuples;
 RESET ROLE;
 DROP ROLE authz_regress_app;
 
+-- Remembered answers take at most an eighth of authz.cache_memory: 2,000 different checks
+-- (each answer about 150 bytes with its key) asked twice with 64 kB leave the cache's whole
+-- figure under 64 kB plus an eighth (the miss log) plus three eighths; the answers are the
+-- same the second time.
+BEGIN;
+SELECT authz_model_write(E'model\n  schema 1.1\ntype user\ntype doc\n  relations\n    define viewer: [user]') IS NOT NULL AS written;
+SELECT count(*) FROM generate_series(1, 1000, 2) AS i, LATERAL authz_tuple_write('doc:' || i, 'viewer', 'user:many') AS w;
+SET LOCAL authz.cache_memory = '64kB';
+SELECT count(*) FILTER (WHERE authz_relation_check('user:many', 'viewer', 'doc:' || i)) AS allowed_first
+FROM generate_series(1, 2000) AS i;
+SELECT count(*) FILTER (WHERE authz_relation_check('user:many', 'viewer', 'doc:' || i)) AS allowed_again
+FROM generate_series(1, 2000) AS i;
+SELECT value <= 64 * 1024 * 12 / 8 AS cache_within_bound FROM authz_stats() WHERE counter = 'cache_bytes';
+ROLLBACK;
+
 -- A parsed model is remembered by its row's version: a re-created extension in the same
 -- transaction gives id 1 to another model, which is the one used.
 BEGIN;
