@@ -11,7 +11,7 @@ use std::rc::Rc;
 
 /// Each memo may hold this share of authz.cache_memory (estimated bytes, `Footprint`);
 /// past it, it is emptied.
-pub const SHARE_OF_BUDGET: usize = 8;
+const SHARE_OF_BUDGET: usize = 8;
 
 /// The heap bytes a value points to (estimated), for the memos' bound.
 pub trait Footprint {
