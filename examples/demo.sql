@@ -88,3 +88,32 @@ RESET ROLE;
 SELECT api_key_revoke(:'demo_key') AS revoked;
 SELECT status FROM api_key_validate(:'demo_token');
 SELECT name, preview, scopes, revoked_at IS NOT NULL AS revoked FROM api_key_list(2);
+
+\echo 'Relationships (OpenFGA model): ana is in team eng, which views project 7; document 70 is in project 7'
+SELECT authz_model_write($$
+model
+  schema 1.1
+type user
+type team
+  relations
+    define member: [user, team#member]
+type project
+  relations
+    define viewer: [user, team#member]
+type document
+  relations
+    define parent: [project]
+    define viewer: [user] or viewer from parent
+$$) AS model_id;
+SELECT authz_tuple_write_bulk('[
+  {"object": "team:eng", "relation": "member", "user": "user:ana"},
+  {"object": "project:7", "relation": "viewer", "user": "team:eng#member"},
+  {"object": "document:70", "relation": "parent", "user": "project:7"},
+  {"object": "document:71", "relation": "viewer", "user": "user:bo"}
+]') AS tuples_written;
+SELECT authz_relation_check('user:ana', 'viewer', 'document:70') AS ana_views_70,
+       authz_relation_check('user:bo', 'viewer', 'document:70') AS bo_views_70;
+SELECT o AS ana_can_view FROM authz_list_objects('user:ana', 'document', 'viewer') AS o;
+\echo 'The backend remembers those answers until a tuple or the model changes: ana leaving the team counts at once'
+SELECT authz_tuple_delete('team:eng', 'member', 'user:ana') AS ana_left;
+SELECT authz_relation_check('user:ana', 'viewer', 'document:70') AS ana_views_70;
