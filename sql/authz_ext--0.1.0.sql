@@ -1128,14 +1128,15 @@ $$;
 
 -- authz_ext: what keeps the decision cache exact (src/pg/cache, docs/ARCHITECTURE.md).
 --
--- The one list of the tables a check reads. A change to any of them — through the
--- functions or directly, COPY, TRUNCATE and pg_restore included, and in
+-- The one list of the tables a check or a relationship query reads. A change to any of
+-- them — through the functions or directly, COPY, TRUNCATE and pg_restore included, and in
 -- session_replication_role = replica (logical replication's apply, bulk loaders) — fires
 -- authz.note_change(), which queues an invalidation of the changed table for every
 -- backend and has the transaction announce its commit. The argument says what a change
 -- makes stale: 'facts' (the cached users), 'keys' (the cached API keys), 'relations' (the
--- remembered relationship answers) or 'catalog' (everything). (api_key_usage is not in it: last_used_at is never cached.) Backends read this
--- list from pg_trigger; a test checks that every table a check reads is in it.
+-- remembered relationship answers) or 'catalog' (everything). (api_key_usage is not in
+-- it: last_used_at is never cached.) Backends read this list from pg_trigger; a test
+-- checks that every table a check reads is in it.
 --
 -- Both fire in every mode (ALWAYS). The row trigger names the changed users (for the
 -- tables of kind 'facts'), so that a commit drops only their cached entries; it is also
