@@ -16,7 +16,8 @@
 #     of one permission), and authz_grant_bulk of 100,000 overrides against a plain INSERT
 #     of the same rows (best of three interleaved runs, each rolled back);
 #   - pgbench TPS (-M prepared, 2 and 32 clients, best of two interleaved rounds) of one
-#     random check against SELECT 1;
+#     random check against SELECT 1; and (2 clients) of one check per statement of the user
+#     with 10,000 grants on a random resource (a busy user an API server asks about);
 #   - with no writes, the share of checks that bypass the cache at 2, 8, 32 and 64 clients
 #     (benches/concurrency.py, one process per client);
 #   - a cached 100,000-row scan, quiet and beside another session's open transaction that
@@ -259,6 +260,7 @@ DIR="$CLUSTER_DIR/pgbench"; mkdir -p "$DIR"
 printf 'SELECT 1;\n' > "$DIR/select1.sql"
 # The permission comes in as a variable (-D): pgbench would read ":read" in a literal as one.
 printf '\\set u random(1, 10000)\n\\set r random(1, 1000000)\nSELECT authz_check(:u::bigint, :perm, :r::bigint);\n' > "$DIR/check.sql"
+printf '\\set r random(1, 1000000)\nSELECT authz_check(2::bigint, :perm, :r::bigint);\n' > "$DIR/busy.sql"
 chown -R postgres:postgres "$DIR"
 tps() {  # tps SCRIPT [CLIENTS]
   as_postgres "$PG_BIN/pgbench" -h "$PGHOST_USED" -p "$PGPORT_USED" -U postgres -n -M prepared -c "${2:-2}" -j 2 \
@@ -266,9 +268,10 @@ tps() {  # tps SCRIPT [CLIENTS]
 }
 # The best of two interleaved rounds.
 max() { awk -v a="$1" -v b="$2" 'BEGIN { print (a > b ? a : b) }'; }
-TPS_SELECT1=0; TPS_CHECK=0; TPS32_SELECT1=0; TPS32_CHECK=0
+TPS_SELECT1=0; TPS_CHECK=0; TPS_BUSY=0; TPS32_SELECT1=0; TPS32_CHECK=0
 for _ in 1 2; do
   TPS_SELECT1=$(max "$TPS_SELECT1" "$(tps select1)"); TPS_CHECK=$(max "$TPS_CHECK" "$(tps check)")
+  TPS_BUSY=$(max "$TPS_BUSY" "$(tps busy)")
   TPS32_SELECT1=$(max "$TPS32_SELECT1" "$(tps select1 32)"); TPS32_CHECK=$(max "$TPS32_CHECK" "$(tps check 32)")
 done
 
@@ -323,6 +326,7 @@ cat <<TABLE
 | authz_check with authz.cache = off, grants-only user (ns/row)   | $UNCACHED | $(ratio "$UNCACHED" "$GRANTS_USER")x cached |
 | pgbench TPS, SELECT 1                                           | $TPS_SELECT1 | 1.00 |
 | pgbench TPS, one random authz_check                             | $TPS_CHECK | $(ratio "$TPS_CHECK" "$TPS_SELECT1") of SELECT 1 |
+| pgbench TPS, one check of the user with 10,000 grants          | $TPS_BUSY | $(ratio "$TPS_BUSY" "$TPS_SELECT1") of SELECT 1 |
 | pgbench TPS at 32 clients, SELECT 1                             | $TPS32_SELECT1 | 1.00 |
 | pgbench TPS at 32 clients, one random authz_check               | $TPS32_CHECK | $(ratio "$TPS32_CHECK" "$TPS32_SELECT1") of SELECT 1 |
 | checks bypassing the cache, no writes, 2 / 8 / 32 / 64 clients (%) | ${BYPASS[2]} / ${BYPASS[8]} / ${BYPASS[32]} / ${BYPASS[64]} | |

@@ -329,6 +329,29 @@ def test_a_scan_over_a_user_larger_than_the_cache_reads_each_row_once(sessions):
     admin.execute("DELETE FROM authz.grants WHERE user_id = %s", (user,))
 
 
+def test_a_user_too_large_for_a_repeats_load_is_still_loaded_by_a_scan(sessions):
+    """A user with more overrides than a repeat in a later statement loads (1,000), checked in
+    two statements of their own, is loaded whole by the next scan: one miss for the scan, not
+    one per row (the failed repeat used to mark the user too large for the budget, and
+    every scan of the session then read row by row)."""
+    user = unique("large")
+    admin = sessions(autocommit=True)
+    admin.execute("""INSERT INTO authz.grants (user_id, permission, resource_id, effect)
+                     SELECT %s, 'document:read', g::text, 'allow' FROM generate_series(1, 1500) g""", (user,))
+    reader = sessions(autocommit=True, **with_cache("on"))
+    check = "SELECT authz_check(%s::text, 'document:read', 1)"
+    for _ in range(2):  # a first sighting, then a repeat whose whole load stops at 1,000
+        assert reader.execute(check, (user,)).fetchone()[0] is True
+    scan = "SELECT count(*) FROM generate_series(1, 3000) r WHERE authz_check(%s::text, 'document:read', r)"
+    before = stats(reader)
+    assert reader.execute(scan, (user,)).fetchone()[0] == 1500
+    after = stats(reader)
+    misses = after["cache_misses"] - before["cache_misses"]
+    assert misses <= 2, f"{misses} misses for a scan of 3,000 rows"
+    assert after["cache_hits"] - before["cache_hits"] >= 2998, (before, after)
+    admin.execute("DELETE FROM authz.grants WHERE user_id = %s", (user,))
+
+
 def rss_kb(pid):
     with open(f"/proc/{pid}/status") as f:
         return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))

@@ -29,7 +29,7 @@ use super::latest::{self, value, IndexKey, Statement};
 use super::owner::as_owner;
 use super::stats::{self, Counter};
 use crate::core::cache::{Cache, Catalog, Facts};
-use crate::core::misses::{MissLog, OnMiss, OVERRIDE_BYTES, REPEAT_LOAD_LIMIT};
+use crate::core::misses::{MissLog, OnMiss};
 use crate::core::resolve::{Effect, Override};
 use crate::core::ring::EVERYONE;
 use pgrx::prelude::*;
@@ -162,8 +162,8 @@ pub fn lookup(user: &str, permission: &str, resource: Option<&str>, before_load:
     stats::bump(Counter::CacheMisses);
     before_load();
     let on_miss = STATE.with_borrow_mut(|s| {
-        let has_room = s.cache.bytes() + REPEAT_LOAD_LIMIT * OVERRIDE_BYTES <= budget;
-        s.misses.on_miss(user, permission, clock::message_start(), budget, has_room)
+        let free = budget.saturating_sub(s.cache.bytes());
+        s.misses.on_miss(user, permission, clock::message_start(), budget, free)
     });
     let limit = match on_miss {
         OnMiss::PointRead => return Some(Found::read(read_direct(user, permission, Reach::One(resource)).0)),
@@ -171,7 +171,7 @@ pub fn lookup(user: &str, permission: &str, resource: Option<&str>, before_load:
     };
     let (facts, overrides) = read_direct(user, permission, Reach::All { limit: limit + 1 });
     if overrides > limit {
-        STATE.with_borrow_mut(|s| s.misses.too_large(user, permission, budget));
+        STATE.with_borrow_mut(|s| s.misses.more_than(user, permission, limit));
         return Some(Found::read(read_direct(user, permission, Reach::One(resource)).0));
     }
     // Not kept if an invalidation arrived while reading: it may predate what was read.
