@@ -88,7 +88,7 @@ add_grants() {  # add_grants FIRST_USER LAST_USER PER_USER
              SELECT u::text, 'document:read', ((u * 7919 + g * 104729) % 1000000 + 1)::text,
                     CASE WHEN g % 10 = 0 THEN 'deny' ELSE 'allow' END
              FROM generate_series($1, $2) AS u, generate_series(1, $3) AS g
-             ON CONFLICT DO NOTHING" -c "VACUUM ANALYZE authz.grants"  # no autovacuum mid-measurement
+             ON CONFLICT DO NOTHING" -c "VACUUM ANALYZE authz.grants" -c "CHECKPOINT"  # no autovacuum or checkpoint writes mid-measurement
 }
 grants_total() { sql -c "SELECT count(*) FROM authz.grants"; }
 declare -A FLAT_CACHED FLAT_UNCACHED GRANT_MS REVOKE_MS
