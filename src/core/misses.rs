@@ -39,7 +39,8 @@ struct Seen {
     too_large_for: usize,
     /// The largest limit a whole load found the pair to have more overrides than (0: none).
     more_than: usize,
-    /// The point reads it was answered with (what not loading it has cost).
+    /// The point reads it was answered with since its last whole load was planned (what
+    /// not loading it has cost since).
     point_reads: usize,
 }
 
@@ -61,11 +62,12 @@ impl MissLog {
     /// larger than the cache, whole loads on repeats would only evict each other), up to a
     /// limit that grows with the point reads the pair has cost (at least
     /// `REPEAT_LOAD_LIMIT`): a pair checked once per statement, often, is loaded when its
-    /// point reads have cost about what loading it does. A pair found larger than a limit
-    /// is loaded again in a later statement only with twice that limit (so what failed
-    /// loads read stays within what the successful one reads), and in a scan only with a
-    /// larger one; a pair found too large for the budget is never loaded whole again under
-    /// it: a scan over it reads each row once.
+    /// point reads since the last load (or its attempt) have cost about what loading it
+    /// does, and so again after a change drops it from the cache. A pair found larger than
+    /// a limit is loaded again in a later statement only with twice that limit (so what
+    /// failed loads read stays within what the successful one reads), and in a scan only
+    /// with a larger one; a pair found too large for the budget is never loaded whole again
+    /// under it: a scan over it reads each row once.
     pub fn on_miss(&mut self, user: &str, permission: &str, statement: i64, budget: usize, free: usize) -> OnMiss {
         let fits = budget / OVERRIDE_BYTES;
         let Some(seen) = self.seen.get_mut(user).and_then(|m| m.get_mut(permission)) else {
@@ -83,7 +85,12 @@ impl MissLog {
             }
         };
         match load.filter(|&limit| limit > 0 && budget > seen.too_large_for) {
-            Some(limit) => OnMiss::LoadAll { limit },
+            Some(limit) => {
+                // Point reads count again from here: should this load fail, or the cached
+                // pair be dropped by a change, the next is paid for by those after it.
+                seen.point_reads = 0;
+                OnMiss::LoadAll { limit }
+            }
             None => {
                 seen.point_reads = seen.point_reads.saturating_add(1);
                 OnMiss::PointRead
@@ -174,29 +181,40 @@ mod tests {
     }
 
     /// A pair checked once per statement is loaded when its point reads have cost about
-    /// what loading it does; each failed load doubles the next one's limit.
+    /// what loading it does; each failed load doubles the next one's limit. Dropped from the
+    /// cache (a change to the user), it is loaded again once new point reads pay for it.
     #[test]
     fn repeats_load_a_large_pair_in_the_end() {
         let mut log = MissLog::default();
-        let overrides = 10_000;
-        let mut loads = Vec::new();
-        let mut point_reads = 0;
-        for statement in 1..100_000 {
-            match log.on_miss("u", "p", statement, BUDGET * 16, BUDGET * 16) {
-                OnMiss::PointRead => point_reads += 1,
-                OnMiss::LoadAll { limit } => {
-                    loads.push(limit);
-                    if limit >= overrides {
-                        break;
+        let (budget, overrides) = (BUDGET * 16, 10_000);
+        // How a sighting in each later statement is answered until a load succeeds: the
+        // limits tried, and the point reads before them.
+        let mut statement = 0;
+        let mut until_loaded = |log: &mut MissLog| {
+            let (mut loads, mut point_reads) = (Vec::new(), 0);
+            loop {
+                statement += 1;
+                match log.on_miss("u", "p", statement, budget, budget) {
+                    OnMiss::PointRead => point_reads += 1,
+                    OnMiss::LoadAll { limit } if limit >= overrides => {
+                        loads.push(limit);
+                        return (loads, point_reads);
                     }
-                    log.more_than("u", "p", limit);
+                    OnMiss::LoadAll { limit } => {
+                        loads.push(limit);
+                        log.more_than("u", "p", limit);
+                    }
                 }
             }
-        }
+        };
+        let (loads, point_reads) = until_loaded(&mut log);
         assert_eq!(loads, [1000, 2000, 4000, 8000, 16000]);
-        assert_eq!(point_reads, 1 + 16000 / ROWS_PER_POINT_READ, "the first sighting, then what paid for the loads");
+        let paid = [2000, 4000, 8000, 16000].map(|limit| limit / ROWS_PER_POINT_READ).iter().sum::<usize>();
+        assert_eq!(point_reads, 1 + paid, "the first sighting, then what paid for each retry");
         let failed: usize = loads[..loads.len() - 1].iter().sum();
         assert!(failed < 2 * overrides, "failed loads read {failed} rows");
+        let (loads, point_reads) = until_loaded(&mut log);
+        assert_eq!((loads.as_slice(), point_reads), ([16000].as_slice(), 16000 / ROWS_PER_POINT_READ), "after a change dropped it");
     }
 
     #[test]
