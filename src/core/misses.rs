@@ -70,7 +70,7 @@ impl MissLog {
     /// under it: a scan over it reads each row once.
     pub fn on_miss(&mut self, user: &str, permission: &str, statement: i64, budget: usize, free: usize) -> OnMiss {
         let fits = budget / OVERRIDE_BYTES;
-        let Some(seen) = self.seen.get_mut(user).and_then(|m| m.get_mut(permission)) else {
+        let Some(seen) = self.seen_mut(user, permission) else {
             self.remember(user, permission, statement, budget / 8);
             return OnMiss::PointRead;
         };
@@ -79,7 +79,7 @@ impl MissLog {
         let load = match same_statement {
             true => Some(fits).filter(|&limit| limit > seen.more_than),
             false => {
-                let limit = (seen.point_reads.saturating_mul(ROWS_PER_POINT_READ)).max(REPEAT_LOAD_LIMIT).min(fits);
+                let limit = seen.point_reads.saturating_mul(ROWS_PER_POINT_READ).max(REPEAT_LOAD_LIMIT).min(fits);
                 let room = limit.saturating_mul(OVERRIDE_BYTES) <= free;
                 Some(limit).filter(|&limit| room && limit >= seen.more_than.saturating_mul(2))
             }
@@ -100,16 +100,20 @@ impl MissLog {
 
     /// A whole load with this limit found more overrides.
     pub fn more_than(&mut self, user: &str, permission: &str, limit: usize) {
-        if let Some(seen) = self.seen.get_mut(user).and_then(|m| m.get_mut(permission)) {
+        if let Some(seen) = self.seen_mut(user, permission) {
             seen.more_than = seen.more_than.max(limit);
         }
     }
 
     /// A whole load found more than the cache could keep under this budget.
     pub fn too_large(&mut self, user: &str, permission: &str, budget: usize) {
-        if let Some(seen) = self.seen.get_mut(user).and_then(|m| m.get_mut(permission)) {
+        if let Some(seen) = self.seen_mut(user, permission) {
             seen.too_large_for = seen.too_large_for.max(budget);
         }
+    }
+
+    fn seen_mut(&mut self, user: &str, permission: &str) -> Option<&mut Seen> {
+        self.seen.get_mut(user)?.get_mut(permission)
     }
 
     /// The heap bytes the log holds (estimated, like core::cache).
