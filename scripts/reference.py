@@ -156,7 +156,7 @@ def render(conn):
     out += ["", "## Settings", ""]
     for name, desc, boot, unit, context in conn.execute(SETTINGS):
         default = f"{boot}{unit or ''}" if boot else "empty"
-        who = "superuser" if context == "superuser" else "any user"
+        who = {"superuser": "superuser", "postmaster": "the server's configuration, at start"}.get(context, "any user")
         out.append(f"- `{name}` (default {default}; set by {who}): {desc}")
     return "\n".join(out) + "\n"
 

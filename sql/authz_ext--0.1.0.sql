@@ -1214,25 +1214,25 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/keys.rs:244
+-- src/pg/keys.rs:336
 -- authz_ext::pg::keys::api_key_get
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/keys.rs:227
+-- src/pg/keys.rs:319
 -- authz_ext::pg::keys::api_key_list
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/keys.rs:188
+-- src/pg/keys.rs:280
 -- authz_ext::pg::keys::api_key_revoke
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/keys.rs:103
+-- src/pg/keys.rs:194
 -- authz_ext::pg::keys::api_key_validate
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
@@ -1376,7 +1376,7 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/stats.rs:69
+-- src/pg/stats.rs:73
 -- authz_ext::pg::stats::authz_stats
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
@@ -1412,7 +1412,7 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/cache/writers.rs:174
+-- src/pg/cache/writers.rs:177
 -- authz_ext::pg::cache::writers::authz_note_change
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */

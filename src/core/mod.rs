@@ -12,4 +12,5 @@ pub mod misses;
 pub mod permission;
 pub mod resolve;
 pub mod ring;
+pub mod slots;
 pub mod token;

@@ -19,11 +19,20 @@ pub fn cache_enabled() -> bool {
 /// The decision cache's budget per backend, in kB.
 pub static CACHE_MEMORY_KB: GucSetting<i32> = GucSetting::<i32>::new(16 * 1024);
 
+/// The shared memory holding validated API keys for every backend, in kB (read at start).
+pub static SHARED_KEY_MEMORY_KB: GucSetting<i32> = GucSetting::<i32>::new(32 * 1024);
+
 /// A request id for the audit log; read in SQL (sql/internal.sql, write_audit), registered
 /// here so that SHOW and pg_settings describe it.
 static TRACE_ID: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
 pub fn register() {
+    // Only a preloading server can have shared memory; elsewhere its setting is shown, fixed.
+    // SAFETY: a plain read of a flag PostgreSQL sets while it preloads libraries.
+    let shared_memory_context = match unsafe { pgrx::pg_sys::process_shared_preload_libraries_in_progress } {
+        true => GucContext::Postmaster,
+        false => GucContext::Internal,
+    };
     GucRegistry::define_string_guc(
         c"authz.trace_id",
         c"A request or trace id written into the audit rows of the changes made while it is set.",
@@ -48,6 +57,16 @@ pub fn register() {
         0,
         4 * 1024 * 1024,
         GucContext::Suset,
+        GucFlags::UNIT_KB,
+    );
+    GucRegistry::define_int_guc(
+        c"authz.shared_key_memory",
+        c"Shared memory that keeps validated API keys for every backend (about 1,300 keys a 256 kB).",
+        c"Needs shared_preload_libraries = 'authz_ext'; set at server start. 0 keeps none: each backend reads each key once.",
+        &SHARED_KEY_MEMORY_KB,
+        0,
+        1024 * 1024,
+        shared_memory_context,
         GucFlags::UNIT_KB,
     );
     GucRegistry::define_int_guc(

@@ -62,6 +62,96 @@ pub struct StoredKey {
     pub(super) last_used_at: Cell<Option<i64>>,
 }
 
+/// A key as the keys shared by every backend hold it (cache::Shared): 1 (a key; 0: no such
+/// key), flags, then the fields present: key id (16 bytes), expiry (8, PostgreSQL
+/// microseconds), user id (2-byte length and bytes), scopes (2-byte count, each as the user
+/// id); its last use is the hint (0: none known). A key whose user and scopes do not fit is
+/// not shared.
+impl cache::Shared for Option<Rc<StoredKey>> {
+    fn encode(&self) -> (Vec<u8>, u64) {
+        let Some(key) = self else {
+            return (vec![0], 0);
+        };
+        let flags = [key.key_id.is_some(), key.user_id.is_some(), key.scopes.is_some(), key.expires_at.is_some(), key.revoked];
+        let mut bytes = vec![1, flags.iter().rev().fold(0u8, |f, set| f << 1 | u8::from(*set))];
+        if let Some(id) = key.key_id {
+            bytes.extend_from_slice(id.as_bytes());
+        }
+        if let Some(expires_at) = key.expires_at {
+            bytes.extend_from_slice(&i64::from(expires_at).to_le_bytes());
+        }
+        if let Some(user) = &key.user_id {
+            put_text(&mut bytes, user);
+        }
+        if let Some(scopes) = &key.scopes {
+            put_length(&mut bytes, scopes.len());
+            scopes.iter().for_each(|scope| put_text(&mut bytes, scope));
+        }
+        (bytes, key.last_used_at.get().and_then(|at| u64::try_from(at).ok()).unwrap_or(0))
+    }
+
+    fn decode(bytes: &[u8], last_used: u64) -> Option<Self> {
+        let mut bytes = Encoded(bytes);
+        if bytes.take(1)? == [0] {
+            return Some(None);
+        }
+        let flags = bytes.take(1)?[0];
+        let has = |i: u8| flags & (1 << i) != 0;
+        let key_id = match has(0) {
+            true => Some(Uuid::from_bytes(bytes.take(16)?.try_into().ok()?)),
+            false => None,
+        };
+        let expires_at = match has(3) {
+            true => Some(TimestampWithTimeZone::try_from(bytes.i64()?).ok()?),
+            false => None,
+        };
+        let user_id = match has(1) {
+            true => Some(bytes.text()?),
+            false => None,
+        };
+        let scopes = match has(2) {
+            true => Some((0..bytes.length()?).map(|_| bytes.text()).collect::<Option<Vec<_>>>()?),
+            false => None,
+        };
+        let last_used_at = i64::try_from(last_used).ok().filter(|at| *at > 0);
+        let key = StoredKey { key_id, user_id, scopes, expires_at, revoked: has(4), last_used_at: Cell::new(last_used_at) };
+        Some(Some(Rc::new(key)))
+    }
+}
+
+fn put_length(bytes: &mut Vec<u8>, n: usize) {
+    bytes.extend_from_slice(&u16::try_from(n).unwrap_or(u16::MAX).to_le_bytes());
+}
+
+fn put_text(bytes: &mut Vec<u8>, text: &str) {
+    put_length(bytes, text.len());
+    bytes.extend_from_slice(text.as_bytes());
+}
+
+/// The shared keys' encoding, read in order.
+struct Encoded<'a>(&'a [u8]);
+
+impl<'a> Encoded<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let (taken, rest) = (self.0.get(..n)?, self.0.get(n..)?);
+        self.0 = rest;
+        Some(taken)
+    }
+
+    fn length(&mut self) -> Option<usize> {
+        Some(u16::from_le_bytes(self.take(2)?.try_into().ok()?).into())
+    }
+
+    fn i64(&mut self) -> Option<i64> {
+        Some(i64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+
+    fn text(&mut self) -> Option<String> {
+        let n = self.length()?;
+        String::from_utf8(self.take(n)?.to_vec()).ok()
+    }
+}
+
 impl cache::Footprint for StoredKey {
     fn bytes(&self) -> usize {
         let scopes = self.scopes.as_deref().unwrap_or_default();
@@ -72,6 +162,7 @@ impl cache::Footprint for StoredKey {
 /// The key with this token hash, read through the unique index on `key_hash`, and its
 /// `last_used_at` through the usage table's primary key (see latest::Reader).
 fn find_key(hash: &[u8; 32]) -> Option<StoredKey> {
+    stats::bump(stats::Counter::KeyReads);
     let hash = hash.as_slice().into_datum().expect("a bytea datum");
     let reader = latest::Reader::new();
     let columns = [c"id", c"user_id", c"scopes", c"expires_at", c"revoked_at"];
@@ -142,6 +233,7 @@ fn look_up(token: Option<&str>) -> (Status, Option<Rc<StoredKey>>) {
             let key = key.expect("a valid key was found");
             if note_use(&key, now) {
                 key.last_used_at.set(Some(now));
+                cache::key_used(&hash, now);
             }
             (Status::Valid, Some(key))
         }

@@ -21,9 +21,11 @@ pub enum Counter {
     KeysUnknown,
     KeysExpired,
     KeysRevoked,
+    KeyReads,
+    KeySharedHits,
 }
 
-const COUNTERS: usize = 11;
+const COUNTERS: usize = 13;
 
 /// What each counter means, in `authz_stats()`'s order.
 const NAMES: [(&str, &str); COUNTERS] = [
@@ -38,6 +40,8 @@ const NAMES: [(&str, &str); COUNTERS] = [
     ("keys_unknown", "... unknown"),
     ("keys_expired", "... expired"),
     ("keys_revoked", "... revoked"),
+    ("cache_key_reads", "validations that read their key from the tables (not remembered by this backend or shared memory)"),
+    ("cache_key_shared_hits", "validations that found their key in the keys every backend shares (authz.shared_key_memory)"),
 ];
 
 static COUNTS: Local<[Cell<i64>; COUNTERS]> = Local::new([const { Cell::new(0) }; COUNTERS]);

@@ -8,6 +8,7 @@
 //! about 9,000.
 
 use super::memo::{remembered, Footprint, Memo, Source};
+use super::shared_keys;
 use super::tables::{self, Epochs, Kind};
 use super::trust;
 use std::cell::RefCell;
@@ -55,18 +56,29 @@ pub fn key_grant_current_without_looking(generation: u64) -> bool {
     trust::nothing_new() && tables::epochs().keys == generation
 }
 
-/// The key a token hash names (None: no such key), as `load` reads it.
+/// The key a token hash names (None: no such key), as `load` reads it: remembered by this
+/// backend, or shared by every backend (shared_keys.rs).
 pub fn key_by_hash(
     hash: [u8; 32],
     load: impl FnOnce() -> Option<Rc<crate::pg::keys::StoredKey>>,
 ) -> Option<Rc<crate::pg::keys::StoredKey>> {
-    remembered(&BY_HASH, &KEYS, hash, |_| true, load).0
+    let shared_or_load = |trusted: bool| match trusted.then(shared_keys::lookup).flatten() {
+        Some(shared) => shared.remembered(&hash, load),
+        None => load(),
+    };
+    remembered(&BY_HASH, &KEYS, hash, |_| true, shared_or_load).0
+}
+
+/// This backend wrote the key's `last_used_at` (PostgreSQL microseconds): what the other
+/// backends read from shared memory says so too, and they do not write it again soon.
+pub fn key_used(hash: &[u8; 32], at: i64) {
+    shared_keys::raise_hint(hash, u64::try_from(at).unwrap_or(0));
 }
 
 /// What a key principal's checks need about the key (None: no such key), and the
 /// generation it may be used at again without asking (key_grant_current).
 pub fn key_grant(key_id: [u8; 16], load: impl FnOnce() -> Option<KeyGrant>) -> (Option<Rc<KeyGrant>>, Option<u64>) {
-    remembered(&GRANTS, &KEYS, key_id, |_| true, || load().map(Rc::new))
+    remembered(&GRANTS, &KEYS, key_id, |_| true, |_| load().map(Rc::new))
 }
 
 /// The bytes the maps hold, for authz_stats' memory figure (estimated).

@@ -87,16 +87,17 @@ pub struct Source {
 /// `load()`, or what it returned for the same key when this backend last called it, if
 /// `still(value)` and nothing has changed since: `memo`'s entries are dropped at every
 /// change of `source`'s tables, and not used while the cache may not be trusted. With the
-/// epoch the value is current at, when it came from or went into the memo.
+/// epoch the value is current at, when it came from or went into the memo. `load` is told
+/// whether the cache is trusted for this call (trust.rs).
 pub fn remembered<K: Eq + Hash + Footprint, V: Clone + Footprint>(
     memo: &'static std::thread::LocalKey<std::cell::RefCell<Memo<K, V>>>,
     source: &Source,
     key: K,
     still: impl Fn(&V) -> bool,
-    load: impl FnOnce() -> V,
+    load: impl FnOnce(bool) -> V,
 ) -> (V, Option<u64>) {
     if !trust::cache_usable() || !tables::watched(source.kind) {
-        return (load(), None);
+        return (load(false), None);
     }
     let epoch_of = source.epoch;
     let epoch = epoch_of(tables::epochs());
@@ -112,7 +113,7 @@ pub fn remembered<K: Eq + Hash + Footprint, V: Clone + Footprint>(
     if let Some(value) = found {
         return (value, Some(epoch));
     }
-    let value = load();
+    let value = load(true);
     // Not kept if a change arrived while loading: it may predate what was read.
     if epoch_of(tables::epochs()) != epoch {
         return (value, None);

@@ -12,13 +12,15 @@
 mod keys;
 mod memo;
 mod relations;
+mod shared_keys;
 mod tables;
 mod trust;
 mod uncached;
 mod writers;
 
-pub use keys::{key_by_hash, key_grant, key_grant_current, key_grant_current_without_looking, KeyGrant};
+pub use keys::{key_by_hash, key_grant, key_used, key_grant_current, key_grant_current_without_looking, KeyGrant};
 pub use memo::Footprint;
+pub use shared_keys::Shared;
 pub use relations::{relation_answer, Answer, Remembered};
 pub use uncached::load_for_check;
 
@@ -80,6 +82,7 @@ fn stale_users(users: Vec<u64>) {
 pub fn register() {
     writers::register();
     tables::register();
+    shared_keys::register();
 }
 
 /// The cache's budget in bytes (authz.cache_memory).

@@ -113,9 +113,16 @@ unsafe extern "C-unwind" fn on_relcache_invalidation(_arg: Datum, relid: Oid) {
     // InvalidOid: every relation (after a lost invalidation queue).
     let kind = match relid == pg_sys::InvalidOid {
         true => None,
-        false => match TABLES.try_with(|t| t.try_borrow().map(|t| t.iter().find(|t| t.oid == relid).map(|t| t.kind))) {
-            Ok(Ok(None)) => return, // not one of ours
-            Ok(Ok(Some(kind))) => Some(kind),
+        false => match TABLES.try_with(|t| t.try_borrow().map(|t| (t.is_empty(), t.iter().find(|t| t.oid == relid).map(|t| t.kind)))) {
+            Ok(Ok((none_known, None))) => {
+                // Not one of ours, unless this backend has not looked (or must look again):
+                // then it may be a keys table, changed by DDL here (shared_keys.rs).
+                if none_known || STATE.get() != State::Sound {
+                    super::writers::note_invalidation(relid);
+                }
+                return;
+            }
+            Ok(Ok((_, Some(kind)))) => Some(kind),
             _ => None, // unknown while being read: assume the worst
         },
     };
@@ -131,6 +138,7 @@ unsafe extern "C-unwind" fn on_relcache_invalidation(_arg: Datum, relid: Oid) {
     }
     if everything || kind == Some(Kind::Keys) {
         bump(&KEYS_EPOCH);
+        super::writers::note_invalidation(relid);
     }
     if everything || kind == Some(Kind::Relations) {
         bump(&RELATIONS_EPOCH);

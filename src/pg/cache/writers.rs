@@ -73,6 +73,9 @@ const MAX_USERS: usize = 256;
 thread_local! {
     /// This transaction changed a table a check reads.
     static CHANGED: Cell<bool> = const { Cell::new(false) };
+    /// This transaction changed (or may have changed) API keys: wrote a table of kind
+    /// `keys` or `catalog`, or did DDL on one (shared_keys.rs).
+    static KEYS_CHANGED: Cell<bool> = const { Cell::new(false) };
     /// The user keys whose facts this transaction changed (EVERYONE: too many to name, or
     /// a TRUNCATE).
     static CHANGED_USERS: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
@@ -176,6 +179,9 @@ fn authz_note_change<'a>(
     trigger: &'a pgrx::PgTrigger<'a>,
 ) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, pgrx::PgTriggerError> {
     CHANGED.set(true);
+    if !matches!(Kind::of(trigger.trigger()), Some(Kind::Facts | Kind::Relations)) {
+        KEYS_CHANGED.set(true);
+    }
     // The statement trigger queues the relcache invalidation (one per statement); a row
     // trigger only where statement triggers do not fire: logical replication's apply,
     // which runs in replica mode.
@@ -203,6 +209,26 @@ fn authz_note_change<'a>(
     Ok(None)
 }
 
+/// Whether this transaction has changed API keys (or may have): the keys shared by every
+/// backend are then neither read nor filled by it (shared_keys.rs).
+pub fn this_transaction_changed_keys() -> bool {
+    KEYS_CHANGED.get()
+}
+
+/// Notes an invalidation of `relid`, a table of kind `keys` or `catalog`, or any table
+/// while this backend does not know which are which: if this transaction holds it locked
+/// as DDL does (disabling a trigger, dropping, truncating), the invalidation is its own and
+/// it may have changed API keys with no note_change trigger firing.
+pub fn note_invalidation(relid: Oid) {
+    // SAFETY: plain reads of transaction state and of this backend's own lock table.
+    let ddl = unsafe {
+        pg_sys::IsTransactionState() && pg_sys::CheckRelationOidLockedByMe(relid, pg_sys::ShareRowExclusiveLock as i32, true)
+    };
+    if ddl {
+        KEYS_CHANGED.set(true);
+    }
+}
+
 /// Whether this transaction has changed users' facts: then its own relcache
 /// invalidations (processed here as it goes, and when it or a savepoint rolls back) must
 /// flush this backend's cache, the ring only names them to the others once committed.
@@ -227,8 +253,8 @@ fn note_user(key: u64) {
 unsafe extern "C-unwind" fn on_transaction_event(event: pg_sys::XactEvent::Type, _arg: *mut c_void) {
     use pg_sys::XactEvent::*;
     match event {
-        XACT_EVENT_PRE_COMMIT if CHANGED.get() => announce(false),
-        XACT_EVENT_PRE_PREPARE if CHANGED.get() => announce(true),
+        XACT_EVENT_PRE_COMMIT if CHANGED.get() || KEYS_CHANGED.get() => announce(false),
+        XACT_EVENT_PRE_PREPARE if CHANGED.get() || KEYS_CHANGED.get() => announce(true),
         XACT_EVENT_COMMIT | XACT_EVENT_ABORT | XACT_EVENT_PREPARE => {
             let users = CHANGED_USERS.take();
             // What this backend cached while the transaction was writing may hold its
@@ -243,7 +269,12 @@ unsafe extern "C-unwind" fn on_transaction_event(event: pg_sys::XactEvent::Type,
                     ring.append(users);
                 }
             }
+            // Visible now, and readers trust nothing until this transaction finishes.
+            if event == XACT_EVENT_COMMIT && KEYS_CHANGED.get() {
+                super::shared_keys::committed();
+            }
             CHANGED.set(false);
+            KEYS_CHANGED.set(false);
         }
         _ => {}
     }
@@ -333,6 +364,7 @@ fn sweep(registry: &Registry) -> bool {
                 if let Some(ring) = ring() {
                     ring.append([EVERYONE]);
                 }
+                super::shared_keys::prepared_finished();
             }
             registry.free(slot, registration);
         } else {
