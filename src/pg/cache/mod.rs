@@ -82,7 +82,6 @@ fn stale_users(users: Vec<u64>) {
 pub fn register() {
     writers::register();
     tables::register();
-    shared_keys::register();
 }
 
 /// The cache's budget in bytes (authz.cache_memory).

@@ -18,61 +18,34 @@ use super::super::gucs::SHARED_KEY_MEMORY_KB;
 use super::super::stats::{self, Counter};
 use crate::core::slots::{Slots, MAX_VALUE};
 use pgrx::pg_sys;
-use pgrx::prelude::*;
 
 /// Set by the postmaster's shared-memory start-up, inherited by every backend it forks.
 static mut SLOTS: *const Slots = std::ptr::null();
-
-static mut PREV_SHMEM_REQUEST: pg_sys::shmem_request_hook_type = None;
-static mut PREV_SHMEM_STARTUP: pg_sys::shmem_startup_hook_type = None;
-
-/// Asks for the shared memory; called from `_PG_init`, which can only while preloading.
-pub fn register() {
-    // SAFETY: hook chaining, once per process, at library load.
-    unsafe {
-        if pg_sys::process_shared_preload_libraries_in_progress {
-            PREV_SHMEM_REQUEST = pg_sys::shmem_request_hook;
-            pg_sys::shmem_request_hook = Some(request_shared_memory);
-            PREV_SHMEM_STARTUP = pg_sys::shmem_startup_hook;
-            pg_sys::shmem_startup_hook = Some(create_slots);
-        }
-    }
-}
 
 /// The table's size and buckets for authz.shared_key_memory.
 fn sized() -> (usize, u64) {
     Slots::sized(usize::try_from(SHARED_KEY_MEMORY_KB.get()).unwrap_or(0) * 1024)
 }
 
-#[pg_guard]
-unsafe extern "C-unwind" fn request_shared_memory() {
-    // SAFETY: the previous hook, if any, and PostgreSQL's request function.
-    unsafe {
-        if let Some(previous) = PREV_SHMEM_REQUEST {
-            previous();
-        }
-        pg_sys::RequestAddinShmemSpace(sized().0);
-    }
+/// The shared memory to ask for (writers.rs asks for all the cache's, while preloading).
+pub fn shared_memory_size() -> usize {
+    sized().0
 }
 
-#[pg_guard]
-unsafe extern "C-unwind" fn create_slots() {
-    // SAFETY: the previous hook, then ShmemInitStruct under AddinShmemInitLock, as
-    // PostgreSQL's own modules do; the memory is zeroed before anyone can see it.
+/// Sets up the table in the shared memory asked for.
+///
+/// # Safety
+/// At the server's shared-memory start-up, holding AddinShmemInitLock (writers.rs).
+pub unsafe fn create_in_shared_memory() {
+    let (size, buckets) = sized();
+    let mut found = false;
+    // SAFETY: the caller's promise; the memory is zeroed before anyone can see it.
     unsafe {
-        if let Some(previous) = PREV_SHMEM_STARTUP {
-            previous();
-        }
-        let lock = &raw mut (*pg_sys::MainLWLockArray.add(21)).lock; // AddinShmemInitLock
-        pg_sys::LWLockAcquire(lock, pg_sys::LWLockMode::LW_EXCLUSIVE);
-        let (size, buckets) = sized();
-        let mut found = false;
         let memory = pg_sys::ShmemInitStruct(c"authz_ext api keys".as_ptr(), size, &mut found).cast::<u8>();
         if !found {
             std::ptr::write_bytes(memory, 0, size);
         }
         SLOTS = Slots::init(memory, buckets);
-        pg_sys::LWLockRelease(lock);
     }
 }
 

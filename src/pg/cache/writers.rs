@@ -116,8 +116,8 @@ fn registry_size() -> usize {
 static mut PREV_SHMEM_REQUEST: pg_sys::shmem_request_hook_type = None;
 static mut PREV_SHMEM_STARTUP: pg_sys::shmem_startup_hook_type = None;
 
-/// Asks for the registry's shared memory and registers the callbacks of writers; called
-/// from `_PG_init`. Shared memory can only be had while the server preloads the library.
+/// Asks for the registry's shared memory (and the shared keys', shared_keys.rs) and
+/// registers the callbacks of writers; called from `_PG_init`. Shared memory can only be had while the server preloads the library.
 pub fn register() {
     // SAFETY: hook chaining and callback registration, once per process, at library load.
     unsafe {
@@ -141,6 +141,7 @@ unsafe extern "C-unwind" fn request_shared_memory() {
         }
         pg_sys::RequestAddinShmemSpace(registry_size());
         pg_sys::RequestAddinShmemSpace(Ring::size());
+        pg_sys::RequestAddinShmemSpace(super::shared_keys::shared_memory_size());
     }
 }
 
@@ -167,6 +168,7 @@ unsafe extern "C-unwind" fn create_registry() {
             std::ptr::write_bytes(ring.cast::<u8>(), 0, Ring::size());
         }
         RING = ring;
+        super::shared_keys::create_in_shared_memory();
         pg_sys::LWLockRelease(lock);
     }
 }
