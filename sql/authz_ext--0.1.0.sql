@@ -1412,7 +1412,7 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/cache/writers.rs:177
+-- src/pg/cache/writers.rs:179
 -- authz_ext::pg::cache::writers::authz_note_change
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
