@@ -157,7 +157,9 @@ impl Slots {
             return;
         }
         let tag = tag(database, hash);
-        for i in self.bucket(hash) {
+        // Only the slot that holds it is locked (a lock makes its readers miss); checked
+        // again under the lock, as it may have been replaced meanwhile.
+        if let Some(i) = self.bucket(hash).find(|&i| same_tag(self.slot(i), &tag)) {
             self.write(i, |slot| {
                 if same_tag(slot, &tag) {
                     slot[HINT].fetch_max(hint, Relaxed);

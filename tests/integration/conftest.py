@@ -91,6 +91,13 @@ def stats(conn):
     return dict(conn.execute("SELECT counter, value FROM authz_stats()").fetchall())
 
 
+def end_prepared(sessions, gid, how):
+    """COMMIT or ROLLBACK PREPARED, from a new session, unless it already ended."""
+    conn = sessions(autocommit=True)
+    if conn.execute("SELECT count(*) FROM pg_prepared_xacts WHERE gid = %s", (gid,)).fetchone()[0]:
+        conn.execute(f"{how} PREPARED '{gid}'")
+
+
 def with_cache(setting):
     """Connection options that set authz.cache for the session, whatever PGOPTIONS says."""
     return {"options": f"-c authz.cache={setting}"}

@@ -10,7 +10,7 @@ import time
 import psycopg
 import pytest
 
-from conftest import CACHE_SETTINGS, HOST, PORT, ScratchCluster, connect, stats, unique, with_cache
+from conftest import CACHE_SETTINGS, HOST, PORT, ScratchCluster, connect, end_prepared, stats, unique, with_cache
 
 PAUSE = 1.5  # seconds a reader sleeps while another session commits
 
@@ -301,13 +301,6 @@ def test_a_revoke_prepared_then_committed_is_honoured_by_a_warm_cache(sessions, 
         assert reader.execute(check, (granted,)).fetchone()[0] is False
     finally:
         end_prepared(sessions, gid, "ROLLBACK")
-
-
-def end_prepared(sessions, gid, how):
-    """COMMIT or ROLLBACK PREPARED, from a new session, unless it already ended."""
-    conn = sessions(autocommit=True)
-    if conn.execute("SELECT count(*) FROM pg_prepared_xacts WHERE gid = %s", (gid,)).fetchone()[0]:
-        conn.execute(f"{how} PREPARED '{gid}'")
 
 
 def test_a_scan_over_a_user_larger_than_the_cache_reads_each_row_once(sessions):

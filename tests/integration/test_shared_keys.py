@@ -5,7 +5,7 @@ and new, a transaction's own uncommitted keys never shared, DDL and a dropped ex
 honoured, a prepared revoke honoured once committed."""
 import pytest
 
-from conftest import connect, create_database, drop_database, stats, unique, with_cache
+from conftest import connect, create_database, drop_database, end_prepared, stats, unique, with_cache
 
 VALIDATE = "SELECT status FROM api_key_validate(%s)"
 
@@ -135,12 +135,10 @@ def test_a_revoke_prepared_then_committed_elsewhere_is_seen_by_new_sessions(sess
         assert validated(sessions(autocommit=True), token)[0] == "valid"
         assert validated(sessions(autocommit=True), token) == ("valid", "shared")
         # COMMIT PREPARED runs none of the extension's code in the writer's backend.
-        sessions(autocommit=True).execute(f"COMMIT PREPARED '{gid}'")
+        end_prepared(sessions, gid, "COMMIT")
         assert validated(sessions(autocommit=True), token)[0] == "revoked"
     finally:
-        conn = sessions(autocommit=True)
-        if conn.execute("SELECT count(*) FROM pg_prepared_xacts WHERE gid = %s", (gid,)).fetchone()[0]:
-            conn.execute(f"ROLLBACK PREPARED '{gid}'")
+        end_prepared(sessions, gid, "ROLLBACK")
 
 
 def test_a_last_use_written_by_one_session_is_not_written_again_by_the_next(sessions):
