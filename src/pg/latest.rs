@@ -386,6 +386,11 @@ pub fn text_bytes<'a>(datum: Option<Datum>) -> Option<&'a [u8]> {
     }
 }
 
+/// Whether a text value `Reader::lookup` handed over is `expected` (NULL is not).
+pub fn text_is(datum: Option<Datum>, expected: &str) -> bool {
+    text_bytes(datum).is_some_and(|bytes| crate::core::ids::same_bytes(bytes, expected.as_bytes()))
+}
+
 /// A text value as `value::<&str>` gives it, by `text_bytes`.
 pub fn text<'a>(datum: Option<Datum>) -> Option<&'a str> {
     // Not UTF-8 (a database of another encoding): as value::<&str> reports it.

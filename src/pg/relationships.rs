@@ -9,7 +9,7 @@ use super::admin::call;
 use super::args::Args;
 use super::cache::{relation_answer, Answer, Remembered};
 use super::clock;
-use super::latest::{self, text, text_bytes, value, IndexKey};
+use super::latest::{self, text, text_is, value, IndexKey};
 use super::report::{raise, OrRaise};
 use super::srf::{self, Rows};
 use crate::core::error::Error;
@@ -347,7 +347,7 @@ impl TupleSource for Stored {
         let found = self.lookup(TUPLES_BY_SUBJECT, &[subject_key(&wanted)], COLUMNS, None, |v| {
             // The index finds the hash; an entry of another subject or relation (a
             // collision) is passed over here.
-            let same = wanted.iter().zip(v).all(|(w, v)| text_bytes(*v) == Some(w.as_bytes()));
+            let same = wanted.iter().zip(v).all(|(w, v)| text_is(*v, w));
             let holds = same && v[6].is_none() && !self.expired(v[7]);
             holds.then(|| text(v[5]).map(Rc::from)).flatten()
         });
