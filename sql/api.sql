@@ -271,7 +271,7 @@ CREATE FUNCTION @extschema@.authz_tuple_write_bulk(writes jsonb, deletes jsonb D
 RETURNS bigint LANGUAGE c VOLATILE
 AS 'MODULE_PATHNAME', 'authz_tuple_write_bulk_wrapper';
 COMMENT ON FUNCTION @extschema@.authz_tuple_write_bulk(jsonb, jsonb) IS
-    'Deletes and writes many tuples at once, all or nothing: JSON arrays of {"object", "relation", "user"} objects (writes may add "condition" and "expires_at"), each checked and audited as authz_tuple_write and authz_tuple_delete would. Returns how many tuples were added or removed.';
+    'Deletes and writes many tuples at once, all or nothing: JSON arrays of {"object", "relation", "user"} objects (writes may add "condition" and "expires_at"), each checked and audited as authz_tuple_write and authz_tuple_delete would. Returns how many tuples were added or removed. Past 64 tuples in a transaction, other tuple writers wait until it ends.';
 
 CREATE FUNCTION @extschema@.authz_relation_check(subject text, relation text, object text,
                                                  contextual_tuples jsonb DEFAULT NULL, context jsonb DEFAULT NULL,

@@ -1037,7 +1037,9 @@ $$;
 
 -- Deletes, then writes (upserts) tuples, each audited, all or nothing; returns how many
 -- tuples were added or removed. The caller (src/pg/relationships.rs) has checked every
--- tuple against the model and that none appears twice. Elements are flat objects with the
+-- tuple against the model and that none appears twice, and has locked them (lock_tuples:
+-- no other writer of these tuples is between here and the end of the transaction, so the
+-- rows read below as replaced are exact). Elements are flat objects with the
 -- table's columns; writes also carry n (their position), condition, context, and expires_at
 -- or expires_at_us.
 CREATE FUNCTION authz.tuples_change(p_writes jsonb, p_deletes jsonb, p_actor text, p_db_role text)
@@ -1054,9 +1056,6 @@ BEGIN
     SELECT min(authz.tuple_expiry(expires_at, expires_at_us)) INTO v_earliest
     FROM jsonb_to_recordset(p_writes) AS w(expires_at timestamptz, expires_at_us bigint);
     PERFORM authz.require_future(v_earliest);
-    -- One tuple writer at a time, to the end of the transaction: the audited old values are
-    -- exact, and two writers of the same tuples in different orders cannot deadlock.
-    LOCK TABLE authz.relation_tuples IN SHARE ROW EXCLUSIVE MODE;
 
     WITH gone AS (
         DELETE FROM authz.relation_tuples t
@@ -1298,13 +1297,13 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/relationships.rs:474
+-- src/pg/relationships.rs:557
 -- authz_ext::pg::relationships::authz_list_objects
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/relationships.rs:491
+-- src/pg/relationships.rs:574
 -- authz_ext::pg::relationships::authz_list_users
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
@@ -1322,7 +1321,7 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/relationships.rs:424
+-- src/pg/relationships.rs:507
 -- authz_ext::pg::relationships::authz_relation_check
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
@@ -1382,19 +1381,19 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/relationships.rs:203
+-- src/pg/relationships.rs:281
 -- authz_ext::pg::relationships::authz_tuple_delete
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/relationships.rs:185
+-- src/pg/relationships.rs:263
 -- authz_ext::pg::relationships::authz_tuple_write
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/relationships.rs:209
+-- src/pg/relationships.rs:287
 -- authz_ext::pg::relationships::authz_tuple_write_bulk
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
@@ -1693,7 +1692,7 @@ CREATE FUNCTION @extschema@.authz_tuple_write_bulk(writes jsonb, deletes jsonb D
 RETURNS bigint LANGUAGE c VOLATILE
 AS 'MODULE_PATHNAME', 'authz_tuple_write_bulk_wrapper';
 COMMENT ON FUNCTION @extschema@.authz_tuple_write_bulk(jsonb, jsonb) IS
-    'Deletes and writes many tuples at once, all or nothing: JSON arrays of {"object", "relation", "user"} objects (writes may add "condition" and "expires_at"), each checked and audited as authz_tuple_write and authz_tuple_delete would. Returns how many tuples were added or removed.';
+    'Deletes and writes many tuples at once, all or nothing: JSON arrays of {"object", "relation", "user"} objects (writes may add "condition" and "expires_at"), each checked and audited as authz_tuple_write and authz_tuple_delete would. Returns how many tuples were added or removed. Past 64 tuples in a transaction, other tuple writers wait until it ends.';
 
 CREATE FUNCTION @extschema@.authz_relation_check(subject text, relation text, object text,
                                                  contextual_tuples jsonb DEFAULT NULL, context jsonb DEFAULT NULL,

@@ -93,7 +93,9 @@ $$;
 
 -- Deletes, then writes (upserts) tuples, each audited, all or nothing; returns how many
 -- tuples were added or removed. The caller (src/pg/relationships.rs) has checked every
--- tuple against the model and that none appears twice. Elements are flat objects with the
+-- tuple against the model and that none appears twice, and has locked them (lock_tuples:
+-- no other writer of these tuples is between here and the end of the transaction, so the
+-- rows read below as replaced are exact). Elements are flat objects with the
 -- table's columns; writes also carry n (their position), condition, context, and expires_at
 -- or expires_at_us.
 CREATE FUNCTION authz.tuples_change(p_writes jsonb, p_deletes jsonb, p_actor text, p_db_role text)
@@ -110,9 +112,6 @@ BEGIN
     SELECT min(authz.tuple_expiry(expires_at, expires_at_us)) INTO v_earliest
     FROM jsonb_to_recordset(p_writes) AS w(expires_at timestamptz, expires_at_us bigint);
     PERFORM authz.require_future(v_earliest);
-    -- One tuple writer at a time, to the end of the transaction: the audited old values are
-    -- exact, and two writers of the same tuples in different orders cannot deadlock.
-    LOCK TABLE authz.relation_tuples IN SHARE ROW EXCLUSIVE MODE;
 
     WITH gone AS (
         DELETE FROM authz.relation_tuples t

@@ -428,6 +428,12 @@ unsafe extern "C-unwind" fn forget_names(_arg: Datum, relid: Oid) {
     }
 }
 
+/// The OID of `authz.<name>` (resolved once; an ERROR if it is missing).
+pub fn table_oid(name: &'static CStr) -> Oid {
+    // SAFETY: catalog lookups, inside a transaction (callers are SQL functions).
+    unsafe { relation_oid(name) }
+}
+
 unsafe fn relation_oid(name: &'static CStr) -> Oid {
     if let Some(oid) = RELATIONS.with_borrow(|r| r.get(&(name.as_ptr() as usize)).copied()) {
         return oid;

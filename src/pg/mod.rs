@@ -26,5 +26,6 @@ pub fn register() {
     context::register_callbacks();
     cache::register();
     latest::register();
+    relationships::register();
     gucs::reserve_prefix();
 }

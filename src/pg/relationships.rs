@@ -160,9 +160,87 @@ fn change(writes: &[TupleInput], deletes: &[Tuple], expires_at_us: Option<i64>, 
             rows.push(Value::Object(r));
         }
     }
+    lock_tuples(writes.iter().map(|w| &w.tuple).chain(deletes));
     let deletes: Vec<Value> = deletes.iter().map(|t| Value::Object(row(t))).collect();
     let args = vec![JsonB(Value::Array(rows)).into(), JsonB(Value::Array(deletes)).into()];
     call::<i64>("tuples_change", args, None).expect("tuples_change returns a count")
+}
+
+// Writers' locks ---------------------------------------------------------------------------
+
+/// Tuples a transaction locks one by one; past them it locks the table (below).
+const MAX_TUPLE_LOCKS: usize = 64;
+
+thread_local! {
+    /// The tuple locks this transaction took (reset at its end: `register`).
+    static TUPLE_LOCKS: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Registers the transaction callback that resets the count of tuple locks; at library load.
+pub fn register() {
+    // SAFETY: a plain registration of a function that lives as long as the library.
+    unsafe { pg_sys::RegisterXactCallback(Some(on_transaction_event), std::ptr::null_mut()) };
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn on_transaction_event(event: pg_sys::XactEvent::Type, _arg: *mut std::ffi::c_void) {
+    use pg_sys::XactEvent::*;
+    if matches!(event, XACT_EVENT_COMMIT | XACT_EVENT_ABORT | XACT_EVENT_PREPARE) {
+        TUPLE_LOCKS.set(0);
+    }
+}
+
+/// Makes the writers of any of `tuples` wait for this transaction, and this call for
+/// theirs, before the rows a change replaces are read (so the audit's old values are
+/// exact), while writers of other tuples go on. Each tuple is an advisory lock keyed by a
+/// hash of its columns, taken in key order, so that two calls never wait for each other in
+/// a circle; first comes the table in ROW EXCLUSIVE mode, so that no tuple is held while
+/// waiting for a writer that locked the whole table. A call that would take this
+/// transaction past MAX_TUPLE_LOCKS (a bulk import, a loop of writes) locks the table in
+/// SHARE ROW EXCLUSIVE mode instead, to the end of the transaction: the lock table is
+/// shared and bounded. Only a transaction that locked tuples before it did that can meet
+/// a deadlock (40P01) with another writer of the same tuples.
+fn lock_tuples<'a>(tuples: impl Iterator<Item = &'a Tuple>) {
+    let table = latest::table_oid(c"relation_tuples");
+    let whole = pg_sys::ShareRowExclusiveLock as i32;
+    // SAFETY: lock-manager calls inside a transaction; the locks are the transaction's.
+    unsafe {
+        if pg_sys::CheckRelationOidLockedByMe(table, whole, true) {
+            return;
+        }
+        let mut keys: Vec<i64> = tuples.map(tuple_lock_key).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let held = TUPLE_LOCKS.get();
+        if held + keys.len() > MAX_TUPLE_LOCKS {
+            pg_sys::LockRelationOid(table, whole);
+            return;
+        }
+        pg_sys::LockRelationOid(table, pg_sys::RowExclusiveLock as i32);
+        for key in &keys {
+            let tag = pg_sys::LOCKTAG {
+                locktag_field1: pg_sys::MyDatabaseId.to_u32(),
+                locktag_field2: (*key as u64 >> 32) as u32,
+                locktag_field3: *key as u32,
+                // pg_advisory_xact_lock uses 1 and 2 here, so ours never collides with an
+                // application's (pg_locks shows them as advisory locks with objsubid 29813).
+                locktag_field4: 0x7475, // "tu"
+                locktag_type: pg_sys::LockTagType::LOCKTAG_ADVISORY as u8,
+                locktag_lockmethodid: pg_sys::USER_LOCKMETHOD as u8,
+            };
+            pg_sys::LockAcquire(&tag, pg_sys::ExclusiveLock as i32, false, false);
+        }
+        TUPLE_LOCKS.set(held + keys.len());
+    }
+}
+
+/// A tuple's lock key: PostgreSQL's 64-bit text hash (the one hash indexes store, so every
+/// backend of any build computes the same) of its six key columns.
+fn tuple_lock_key(tuple: &Tuple) -> i64 {
+    let (subject_type, subject_id, subject_relation) = subject_columns(&tuple.subject);
+    // Texts hold no NUL: joined by one, the columns cannot run into each other.
+    let text = [tuple.object.type_name.as_str(), &tuple.object.id, &tuple.relation, subject_type, subject_id, subject_relation].join("\0");
+    hash_text(&text)
 }
 
 fn tuple_text(tuple: &Tuple) -> String {
@@ -362,7 +440,12 @@ impl TupleSource for Stored {
 /// The key of `relation_tuples_subject` for (subject type, id, relation, object type,
 /// relation): the index's expression, computed by the same function.
 fn subject_key(parts: &[&str; 5]) -> IndexKey {
-    let text = parts.join(" ");
+    IndexKey::equal(pg_sys::F_INT8EQ, hash_text(&parts.join(" ")).into())
+}
+
+/// PostgreSQL's `hashtextextended(text, 0)` of `text`, with the C collation (as the subject
+/// index's expression computes it).
+fn hash_text(text: &str) -> i64 {
     unsafe extern "C-unwind" {
         // PostgreSQL's own, called through fmgr (pg_sys's binding is a Rust wrapper).
         #[link_name = "hashtextextended"]
@@ -370,9 +453,9 @@ fn subject_key(parts: &[&str; 5]) -> IndexKey {
     }
     // SAFETY: hashtextextended(text, int8) with the columns' collation, as the index calls it.
     let hash = unsafe {
-        pg_sys::DirectFunctionCall2Coll(Some(hashtextextended), pg_sys::C_COLLATION_OID, text.as_str().into_datum().expect("a text datum"), 0i64.into())
+        pg_sys::DirectFunctionCall2Coll(Some(hashtextextended), pg_sys::C_COLLATION_OID, text.into_datum().expect("a text datum"), 0i64.into())
     };
-    IndexKey::equal(pg_sys::F_INT8EQ, hash)
+    hash.value() as i64
 }
 
 /// What every query takes besides its request (arguments `n`, `n + 1`, `n + 2`): its

@@ -476,6 +476,65 @@ def test_concurrent_bulk_changes_of_the_same_tuples_in_opposite_orders_never_fai
     assert min(calls) > 10, calls
 
 
+# Tuple writers once took turns: authz.tuples_change locked the whole table to the end of
+# the transaction, so one open transaction that had written a tuple held up every writer.
+def test_writers_of_other_tuples_do_not_wait(sessions, model, names):
+    """A writes a tuple and keeps its transaction open; B writes and deletes other tuples,
+    one at a time and in bulk, without waiting; B waits for A only to write A's tuple."""
+    n = names
+    a, b = sessions(), sessions(autocommit=True)
+    assert write(a, n["doc"], "viewer", n["anne"]) is True
+    b.execute("SET lock_timeout = '2s'")
+    assert write(b, n["doc"], "viewer", n["bob"]) is True
+    assert delete(b, n["doc"], "viewer", n["bob"]) is True
+    bulk = [{"object": n["doc"], "relation": "viewer", "user": f"user:{unique('other')}"} for _ in range(10)]
+    assert b.execute("SELECT authz_tuple_write_bulk(%s)", (Jsonb(bulk),)).fetchone()[0] == 10
+    with pytest.raises(psycopg.errors.LockNotAvailable):
+        write(b, n["doc"], "viewer", n["anne"])
+    a.commit()
+    assert write(b, n["doc"], "viewer", n["anne"]) is False  # A's by now
+
+
+def tuple_locks(conn, pid):
+    """The tuple locks (authz_ext's advisory locks) backend `pid` holds."""
+    return conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 29813 "
+                        "AND pid = %s AND granted", (pid,)).fetchone()[0]
+
+
+def test_a_transaction_past_64_tuple_locks_holds_the_table_instead(sessions, model, names):
+    """Writing one tuple at a time, a transaction locks 64 tuples; its 65th write locks the
+    table instead (to its end), so that a loop of writes cannot fill the shared lock table:
+    then any other writer waits for it."""
+    n = names
+    a, b, watcher = sessions(), sessions(autocommit=True), sessions(autocommit=True)
+    a_pid = a.execute("SELECT pg_backend_pid()").fetchone()[0]
+    b.execute("SET lock_timeout = '1s'")
+    for _ in range(64):
+        write(a, n["doc"], "viewer", f"user:{unique('many')}")
+    assert tuple_locks(watcher, a_pid) == 64
+    assert write(b, n["doc"], "viewer", n["bob"]) is True
+    write(a, n["doc"], "viewer", f"user:{unique('many')}")
+    assert tuple_locks(watcher, a_pid) == 64
+    with pytest.raises(psycopg.errors.LockNotAvailable):
+        write(b, n["doc"], "viewer", n["anne"])
+    a.commit()
+    assert write(b, n["doc"], "viewer", n["anne"]) is True
+
+
+def test_a_bulk_write_past_64_tuples_holds_the_table(sessions, model, names):
+    """A bulk write of 20,000 tuples locks the table, not each tuple (they would not fit
+    the shared lock table)."""
+    n = names
+    a, b = sessions(), sessions(autocommit=True)
+    b.execute("SET lock_timeout = '1s'")
+    bulk = [{"object": n["doc"], "relation": "viewer", "user": f"user:many-{i}"} for i in range(20000)]
+    assert a.execute("SELECT authz_tuple_write_bulk(%s)", (Jsonb(bulk),)).fetchone()[0] == 20000
+    with pytest.raises(psycopg.errors.LockNotAvailable):
+        write(b, n["doc"], "viewer", n["anne"])
+    a.commit()
+    assert write(b, n["doc"], "viewer", n["anne"]) is True
+
+
 # A list over a long chain of nested teams walks for a while (a 10,000-deep chain once took
 # 15 s: the walk was quadratic in its rounds), and the walk took no notice of
 # statement_timeout or a cancel: it ended with its own error (2002, deeper than 25), or,
