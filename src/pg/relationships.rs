@@ -198,8 +198,8 @@ unsafe extern "C-unwind" fn on_transaction_event(event: pg_sys::XactEvent::Type,
 /// waiting for a writer that locked the whole table. A call that would take this
 /// transaction past MAX_TUPLE_LOCKS (a bulk import, a loop of writes) locks the table in
 /// SHARE ROW EXCLUSIVE mode instead, to the end of the transaction: the lock table is
-/// shared and bounded. Only a transaction that locked tuples before it did that can meet
-/// a deadlock (40P01) with another writer of the same tuples.
+/// shared and bounded. Transactions that each write in one call never deadlock; one that
+/// writes in several calls can (40P01), with another writer of the same tuples.
 fn lock_tuples<'a>(tuples: impl Iterator<Item = &'a Tuple>) {
     let table = latest::table_oid(c"relation_tuples");
     let whole = pg_sys::ShareRowExclusiveLock as i32;

@@ -495,6 +495,36 @@ def test_writers_of_other_tuples_do_not_wait(sessions, model, names):
     assert write(b, n["doc"], "viewer", n["anne"]) is False  # A's by now
 
 
+def test_writers_of_the_same_tuples_in_other_orders_meet_a_detected_deadlock(sessions, model, names):
+    """A writes tuple x then y, B writes y then x, each tuple in a call of its own: one of
+    them gets 40P01 and loses both its writes; the other commits both."""
+    n = names
+    a, b, watcher = sessions(), sessions(), sessions(autocommit=True)
+    a_pid = a.execute("SELECT pg_backend_pid()").fetchone()[0]
+    x, y = n["anne"], n["bob"]
+    write(a, n["doc"], "viewer", x)
+    write(b, n["doc"], "viewer", y)
+    ended = {}
+
+    def second(conn, subject, who):
+        try:
+            write(conn, n["doc"], "viewer", subject)
+            conn.commit()
+            ended[who] = "committed"
+        except psycopg.errors.DeadlockDetected:
+            conn.rollback()
+            ended[who] = "40P01"
+    thread = threading.Thread(target=second, args=(a, y, "a"))
+    thread.start()
+    blocked(watcher, a_pid)
+    second(b, x, "b")
+    thread.join(30)
+    assert sorted(ended.values()) == ["40P01", "committed"], ended
+    assert {r[0] for r in watcher.execute("SELECT subject_id FROM authz.relation_tuples WHERE object_id = %s",
+                                          (n["doc"].split(":", 1)[1],))} == {x.split(":", 1)[1], y.split(":", 1)[1]}
+    assert len(audit(watcher, "authz_tuple_write", n["doc"])) == 2
+
+
 def tuple_locks(conn, pid):
     """The tuple locks (authz_ext's advisory locks) backend `pid` holds."""
     return conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 29813 "
