@@ -9,6 +9,8 @@
 #   - authz_list_objects for a user who can see about 10,000 of the 760,000 documents,
 #     against an index scan of the same answer kept in a table of 100 users' answers, and,
 #     for comparison, the same walk written as one SQL statement over the subject index;
+#   - 8 concurrent writers of tuples (each transaction one tuple, then 5 ms of work)
+#     against the same transactions inserting into a plain table;
 # each of ours twice: uncached (authz.cache = off: evaluated at every call) and remembered
 # (the same queries asked again, answered from the backend's memo).
 # Each figure is the best of five rounds that run the compared statements in turn. The
@@ -144,6 +146,33 @@ lists=$(timed "listed_uncached=SET authz.cache = off; SELECT count(*) FROM authz
               "walk=$walk" \
               "scan=SELECT count(*) FROM bench_answer WHERE subject = 'user:vip';")
 listed_uncached=$(figure listed_uncached <<<"$lists"); listed_remembered=$(figure listed_remembered <<<"$lists")
+
+# Concurrent writers: 8 clients whose transactions each write one new tuple, then work 5 ms
+# before they commit, against the same transactions inserting a row into a plain table
+# (pgbench -M prepared, 10 s, best of two rounds in turn; a failed transaction fails the run).
+DIR="$CLUSTER_DIR/pgbench"
+mkdir -p "$DIR"
+sql -q -c "CREATE TABLE bench_plain (object text, subject text)"
+for name in tuple plain; do
+  case $name in
+    tuple) write="SELECT authz_tuple_write('team:' || 'w' || :u, 'member', 'user:' || 'w' || :u);" ;;
+    plain) write="INSERT INTO bench_plain VALUES ('team:' || 'w' || :u, 'user:' || 'w' || :u);" ;;
+  esac
+  printf '%s\n' '\set u random(1, 1000000000)' 'BEGIN;' "$write" 'SELECT pg_sleep(0.005);' 'COMMIT;' > "$DIR/$name.sql"
+done
+chown -R postgres:postgres "$DIR"
+declare -A WRITERS
+for _ in 1 2; do
+  for name in tuple plain; do
+    out=$(as_postgres "$PG_BIN/pgbench" -h "$PGHOST_USED" -p "$PGPORT_USED" -U postgres -n -M prepared \
+            -c 8 -j 2 -T 10 -f "$DIR/$name.sql" "$DB" 2>&1)
+    tps=$(awk '/^tps = / { print $3 }' <<<"$out")
+    if [ -z "$tps" ] || ! grep -q '^number of failed transactions: 0 ' <<<"$out"; then
+      echo "the $name writers failed:" >&2; echo "$out" >&2; exit 1
+    fi
+    if [ -z "${WRITERS[$name]:-}" ] || awk "BEGIN { exit !($tps > ${WRITERS[$name]}) }"; then WRITERS[$name]=$tps; fi
+  done
+done
 scan=$(figure scan <<<"$lists"); walk=$(figure walk <<<"$lists")
 
 report() {
@@ -164,8 +193,11 @@ report() {
   done
   printf '%-66s %9.2f ms %9.2f ms %7.1fx\n' "... the same walk as one SQL statement (subject index, DISTINCT)" \
     "$walk" "$scan" "$(echo "$walk / $scan" | bc -l)"
+  printf '%-66s %8.0f TPS %8.0f TPS %7.2fx\n' "8 writers: one tuple, 5 ms of work, commit; vs a plain INSERT" \
+    "${WRITERS[tuple]}" "${WRITERS[plain]}" "$(echo "${WRITERS[tuple]} / ${WRITERS[plain]}" | bc -l)"
   echo
   echo "3-hop check: ratio = CTE / ours (goal >= 20x uncached). List objects: ratio = ours / scan (goal <= 3x)."
+  echo "Writers: ratio = ours / plain INSERT. Writers taking turns could not pass 200 TPS (one 5 ms transaction at a time)."
   echo "Uncached: authz.cache = off. Remembered: the same query asked again, answered from the backend's memo."
 }
 mkdir -p "$ROOT/benches/results"
