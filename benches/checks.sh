@@ -52,6 +52,18 @@ timed() {
     for _ in 1 2 3 4 5; do echo "$statement"; done; } \
     | sql -f - | awk '/^Time: / { t = $2; if (best == "" || t < best) best = t } END { print best }'
 }
+
+# The ns per row of psql's timings of scans marked "<side>_bare" and "<side>_with" (\echo),
+# over N rows: for each side, in the order they first appear, the best "with" minus the
+# best "bare". Timings after no mark (setup statements) are left out.
+ns_per_row() {
+  awk -v n="$1" '/^[a-z]+_(bare|with)$/ { k = $1; side = substr(k, 1, index(k, "_") - 1)
+                                          if (!(side in seen)) { seen[side] = 1; order[++sides] = side } }
+                 /^Time: / && k != "" { if (!(k in best) || $2 < best[k]) best[k] = $2; k = "" }
+                 END { for (i = 1; i <= sides; i++)
+                         printf "%s%.0f", (i > 1 ? " " : ""), (best[order[i] "_with"] - best[order[i] "_bare"]) * 1e6 / n }'
+}
+
 # ns per row of an expression over the first N rows of bench_rows: the best of five scans
 # with it minus the best of five without, alternating in one session (after a scan that
 # warms the cache). The expression is tested IS NOT NULL, so that every row passes whatever
@@ -62,12 +74,10 @@ per_row() {
     echo "SELECT count(*) FROM bench_rows WHERE id <= $rows AND ($expr) IS NOT NULL;"
     echo '\timing on'
     for _ in 1 2 3 4 5; do
-      echo '\echo bare'; echo "SELECT count(*) FROM bench_rows WHERE id <= $rows AND true;"
-      echo '\echo with'; echo "SELECT count(*) FROM bench_rows WHERE id <= $rows AND ($expr) IS NOT NULL;"
+      echo '\echo a_bare'; echo "SELECT count(*) FROM bench_rows WHERE id <= $rows AND true;"
+      echo '\echo a_with'; echo "SELECT count(*) FROM bench_rows WHERE id <= $rows AND ($expr) IS NOT NULL;"
     done; } \
-    | sql -f - | awk -v n="$rows" '/^(bare|with)$/ { k = $1 }
-                                   /^Time: / && k != "" { if (!(k in best) || $2 < best[k]) best[k] = $2; k = "" }
-                                   END { printf "%.0f", (best["with"] - best["bare"]) * 1e6 / n }'
+    | sql -f - | ns_per_row "$rows"
 }
 
 # per_row of one expression under two setups that each open a transaction (two
@@ -87,10 +97,7 @@ per_row_pair() {
         echo "COMMIT;"
       done
     done; } \
-    | sql -f - | awk -v n="$rows" '/^[ab]_(bare|with)$/ { k = $1 }
-                                   /^Time: / && k != "" { if (!(k in best) || $2 < best[k]) best[k] = $2; k = "" }
-                                   END { printf "%.0f %.0f", (best["a_with"] - best["a_bare"]) * 1e6 / n,
-                                                             (best["b_with"] - best["b_bare"]) * 1e6 / n }'
+    | sql -f - | ns_per_row "$rows"
 }
 
 echo "building data"

@@ -1411,7 +1411,7 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/cache/writers.rs:179
+-- src/pg/cache/writers.rs:180
 -- authz_ext::pg::cache::writers::authz_note_change
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */

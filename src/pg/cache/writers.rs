@@ -117,7 +117,8 @@ static mut PREV_SHMEM_REQUEST: pg_sys::shmem_request_hook_type = None;
 static mut PREV_SHMEM_STARTUP: pg_sys::shmem_startup_hook_type = None;
 
 /// Asks for the registry's shared memory (and the shared keys', shared_keys.rs) and
-/// registers the callbacks of writers; called from `_PG_init`. Shared memory can only be had while the server preloads the library.
+/// registers the callbacks of writers; called from `_PG_init`. Shared memory can only be
+/// had while the server preloads the library.
 pub fn register() {
     // SAFETY: hook chaining and callback registration, once per process, at library load.
     unsafe {
