@@ -152,3 +152,21 @@ def test_a_last_use_written_by_one_session_is_not_written_again_by_the_next(sess
     second = sessions(autocommit=True, options="-c authz.key_last_used_interval=3600")
     assert validated(second, token) == ("valid", "shared")
     assert admin.execute(usage, (key_id,)).fetchone()[0] == written
+
+
+def test_a_full_memo_keeps_its_keys_while_the_keys_are_shared(sessions):
+    # 64 kB of cache memory: the memo of validated keys holds an eighth, a few dozen keys.
+    # Validating 200 keys in turn, twice: a memo emptied whenever it filled would hold
+    # none of the first keys by the second round, and every one would come from shared
+    # memory again; a full memo that keeps what it has answers its first keys itself.
+    admin = sessions(autocommit=True)
+    tokens = [new_key(admin)[1] for _ in range(200)]
+    reader = sessions(autocommit=True, options="-c authz.cache_memory=64kB -c authz.key_last_used_interval=3600")
+    for token in tokens:
+        reader.execute(VALIDATE, (token,))
+    before = stats(reader)
+    assert all(reader.execute(VALIDATE, (token,)).fetchone()[0] == "valid" for token in tokens)
+    after = stats(reader)
+    shared = after["cache_key_shared_hits"] - before["cache_key_shared_hits"]
+    assert after["cache_key_reads"] == before["cache_key_reads"]
+    assert 0 < shared < 190, shared

@@ -5,9 +5,10 @@
 //! Expiry is not cached: it is compared with the clock at every use. Each of the two memos
 //! holds up to an eighth of authz.cache_memory (memo.rs): an API server's connections see
 //! every active key, and a validated key takes about 210 bytes, so the default 16 MB holds
-//! about 9,000.
+//! about 9,000. While the keys are shared (shared_keys.rs), a full memo of validated keys
+//! keeps what it has rather than emptying itself (memo::WhenFull).
 
-use super::memo::{remembered, Footprint, Memo, Source};
+use super::memo::{remembered, Footprint, Memo, Source, WhenFull};
 use super::shared_keys;
 use super::tables::{self, Epochs, Kind};
 use super::trust;
@@ -62,11 +63,15 @@ pub fn key_by_hash(
     hash: [u8; 32],
     load: impl FnOnce() -> Option<Rc<crate::pg::keys::StoredKey>>,
 ) -> Option<Rc<crate::pg::keys::StoredKey>> {
-    let shared_or_load = |trusted: bool| match trusted.then(shared_keys::lookup).flatten() {
+    // (The generation is read before the tables are, as shared_keys asks, and before the
+    // memo: a full memo then keeps what it has, the shared keys answering the rest.)
+    let shared = shared_keys::lookup();
+    let when_full = if shared.is_some() { WhenFull::Keep } else { WhenFull::Empty };
+    let shared_or_load = |trusted: bool| match shared.filter(|_| trusted) {
         Some(shared) => shared.remembered(&hash, load),
         None => load(),
     };
-    remembered(&BY_HASH, &KEYS, hash, |_| true, shared_or_load).0
+    remembered(&BY_HASH, &KEYS, hash, |_| true, when_full, shared_or_load).0
 }
 
 /// This backend wrote the key's `last_used_at` (PostgreSQL microseconds): what the other
@@ -78,7 +83,7 @@ pub fn key_used(hash: &[u8; 32], at: i64) {
 /// What a key principal's checks need about the key (None: no such key), and the
 /// generation it may be used at again without asking (key_grant_current).
 pub fn key_grant(key_id: [u8; 16], load: impl FnOnce() -> Option<KeyGrant>) -> (Option<Rc<KeyGrant>>, Option<u64>) {
-    remembered(&GRANTS, &KEYS, key_id, |_| true, |_| load().map(Rc::new))
+    remembered(&GRANTS, &KEYS, key_id, |_| true, WhenFull::Empty, |_| load().map(Rc::new))
 }
 
 /// The bytes the maps hold, for authz_stats' memory figure (estimated).

@@ -9,9 +9,19 @@ use rustc_hash::FxHashMap as HashMap;
 use std::hash::Hash;
 use std::rc::Rc;
 
-/// Each memo may hold this share of authz.cache_memory (estimated bytes, `Footprint`);
-/// past it, it is emptied.
+/// Each memo may hold this share of authz.cache_memory (estimated bytes, `Footprint`).
 const SHARE_OF_BUDGET: usize = 8;
+
+/// What a full memo does with a new value.
+#[derive(Clone, Copy, PartialEq)]
+pub enum WhenFull {
+    /// Empties itself and keeps it: the working set moves in (loads read the tables).
+    Empty,
+    /// Keeps what it has: a second level behind the memo (shared memory) answers the rest
+    /// cheaply, and emptying a memo thousands of values long on every round through more
+    /// keys than it holds (the memo as a ring of misses) costs more than that second level.
+    Keep,
+}
 
 /// The heap bytes a value points to (estimated), for the memos' bound.
 pub trait Footprint {
@@ -53,11 +63,14 @@ impl<K: Eq + Hash + Footprint, V: Clone + Footprint> Memo<K, V> {
         self.bytes = 0;
     }
 
-    /// Keeps `value`, first emptying the map when it would pass `limit` bytes; nothing is
-    /// kept when the entry alone would.
-    fn insert(&mut self, key: K, value: V, limit: usize) {
+    /// Keeps `value` if it fits within `limit` bytes; when it would not, `when_full` says
+    /// whether the map is emptied first. Nothing is kept when the entry alone would pass.
+    fn insert(&mut self, key: K, value: V, limit: usize, when_full: WhenFull) {
         let bytes = Self::entry_bytes(&key, &value);
         if self.bytes + bytes > limit {
+            if when_full == WhenFull::Keep {
+                return;
+            }
             self.clear();
         }
         if bytes > limit {
@@ -94,6 +107,7 @@ pub fn remembered<K: Eq + Hash + Footprint, V: Clone + Footprint>(
     source: &Source,
     key: K,
     still: impl Fn(&V) -> bool,
+    when_full: WhenFull,
     load: impl FnOnce(bool) -> V,
 ) -> (V, Option<u64>) {
     if !trust::cache_usable() || !tables::watched(source.kind) {
@@ -118,6 +132,6 @@ pub fn remembered<K: Eq + Hash + Footprint, V: Clone + Footprint>(
     if epoch_of(tables::epochs()) != epoch {
         return (value, None);
     }
-    memo.with_borrow_mut(|m| m.insert(key, value.clone(), limit));
+    memo.with_borrow_mut(|m| m.insert(key, value.clone(), limit, when_full));
     (value, Some(epoch))
 }

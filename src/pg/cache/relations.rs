@@ -4,7 +4,7 @@
 //! and only until the earliest expiry of a tuple the answer read. At most an eighth of
 //! authz.cache_memory.
 
-use super::memo::{remembered, Footprint, Memo, Source};
+use super::memo::{remembered, Footprint, Memo, Source, WhenFull};
 use super::tables::{Epochs, Kind};
 use crate::pg::clock;
 use std::cell::RefCell;
@@ -45,7 +45,7 @@ const RELATIONS: Source = Source { kind: Kind::Relations, epoch: |epochs: Epochs
 /// it or as it last gave it while nothing it read has changed or expired since.
 pub fn relation_answer(query: String, load: impl FnOnce() -> Remembered) -> Answer {
     let current = |r: &Remembered| r.until.is_none_or(|until| clock::now() < until);
-    remembered(&ANSWERS, &RELATIONS, query, current, |_| load()).0.answer
+    remembered(&ANSWERS, &RELATIONS, query, current, WhenFull::Empty, |_| load()).0.answer
 }
 
 /// The bytes the memo holds, for authz_stats' memory figure (estimated).
