@@ -3,8 +3,8 @@
 -- The one list of the tables a check or a relationship query reads. A change to any of
 -- them — through the functions or directly, COPY, TRUNCATE and pg_restore included, and in
 -- session_replication_role = replica (logical replication's apply, bulk loaders) — fires
--- authz.note_change(), which queues an invalidation of the changed table for every
--- backend and has the transaction announce its commit. The argument says what a change
+-- authz.note_change(), which queues an invalidation of its kind's signal table (below) for
+-- every backend and has the transaction announce its commit. The argument says what a change
 -- makes stale: 'facts' (the cached users), 'keys' (the cached API keys), 'relations' (the
 -- remembered relationship answers) or 'catalog' (everything). (api_key_usage is not in
 -- it: last_used_at is never cached.) Backends read this list from pg_trigger; a test
@@ -14,6 +14,21 @@
 -- tables of kind 'facts'), so that a commit drops only their cached entries; it is also
 -- what fires under logical replication's apply, which fires no statement triggers but
 -- TRUNCATE's. The statement trigger covers TRUNCATE.
+--
+-- The signal tables stay empty and no query reads them. Invalidating the changed table
+-- itself would invalidate every cached plan that reads it, in every backend: each write
+-- would have the next call of every function reading the table plan its statements
+-- again. Backends find the signal tables whenever they look at the triggers (after DDL on
+-- a table of the list): whatever creates one also re-creates the triggers, as this
+-- script does.
+CREATE TABLE authz.signal_facts ();
+CREATE TABLE authz.signal_keys ();
+CREATE TABLE authz.signal_relations ();
+CREATE TABLE authz.signal_catalog ();
+COMMENT ON TABLE authz.signal_facts IS 'Always empty: the relation authz.note_change() invalidates for a change of kind facts (sql/cache.sql).';
+COMMENT ON TABLE authz.signal_keys IS 'Always empty: the relation authz.note_change() invalidates for a change of kind keys (sql/cache.sql).';
+COMMENT ON TABLE authz.signal_relations IS 'Always empty: the relation authz.note_change() invalidates for a change of kind relations (sql/cache.sql).';
+COMMENT ON TABLE authz.signal_catalog IS 'Always empty: the relation authz.note_change() invalidates for a change of kind catalog (sql/cache.sql).';
 
 CREATE FUNCTION authz.note_change()
 RETURNS trigger LANGUAGE c

@@ -106,6 +106,40 @@ mod tests {
         assert_eq!(Spi::get_one::<bool>("SELECT has_schema_privilege('authz', 'USAGE')").unwrap(), Some(false));
     }
 
+    /// Whether a kept plan of `query` is still valid after `write` (and the command end that
+    /// processes its invalidations here).
+    fn plan_survives(query: &std::ffi::CStr, write: &str) -> bool {
+        // SAFETY: SPI calls in their documented order; the plan is kept, then freed.
+        unsafe {
+            pg_sys::SPI_connect();
+            let plan = pg_sys::SPI_prepare(query.as_ptr(), 0, std::ptr::null_mut());
+            assert!(!plan.is_null() && pg_sys::SPI_keepplan(plan) == 0);
+            pg_sys::SPI_finish();
+            Spi::run(write).unwrap();
+            pg_sys::CommandCounterIncrement();
+            let valid = pg_sys::SPI_plan_is_valid(plan);
+            pg_sys::SPI_freeplan(plan);
+            valid
+        }
+    }
+
+    #[pg_test]
+    fn writes_through_the_functions_keep_the_plans_that_read_their_tables() {
+        // The cache's invalidation goes to the kind's signal table (sql/cache.sql), not to
+        // the table written, so plans reading it are not planned again.
+        assert!(plan_survives(c"SELECT count(*) FROM authz.grants", "SELECT authz_grant(7, 'report:read', 1)"));
+        Spi::run("SELECT authz_model_write('model
+  schema 1.1
+type user
+type doc
+  relations
+    define viewer: [user]')").unwrap();
+        let write = "SELECT authz_tuple_write('doc:1', 'viewer', 'user:7')";
+        assert!(plan_survives(c"SELECT count(*) FROM authz.relation_tuples", write));
+        // DDL on the table still invalidates them (the test can tell).
+        assert!(!plan_survives(c"SELECT count(*) FROM authz.grants", "ALTER TABLE authz.grants DISABLE TRIGGER note_change"));
+    }
+
     #[pg_test]
     fn checks_work_for_a_caller_without_table_privileges() {
         Spi::run("SELECT authz_set_role(7, 'viewer')").unwrap();

@@ -10,7 +10,8 @@ import time
 import psycopg
 import pytest
 
-from conftest import CACHE_SETTINGS, HOST, PORT, ScratchCluster, connect, end_prepared, stats, unique, with_cache
+from conftest import (CACHE_SETTINGS, HOST, PORT, ScratchCluster, connect, create_database, drop_database, end_prepared,
+                      stats, unique, with_cache)
 
 PAUSE = 1.5  # seconds a reader sleeps while another session commits
 
@@ -401,6 +402,46 @@ def test_every_table_a_check_reads_invalidates_the_cache(sessions):
                 "scope_permissions": "keys"}.get(table, "catalog")
         assert (table, "note_change", "A", kind + "\\000") in triggers, (table, triggers)
         assert (table, "note_change_row", "A", kind + "\\000") in triggers, (table, triggers)
+
+
+def test_without_the_signal_tables_writes_still_invalidate(sessions):
+    # A write invalidates its kind's signal table (sql/cache.sql). A database whose install
+    # script has none invalidates the table written instead, as before them; a reader that
+    # knew the signal tables honours that too.
+    name = "authz_no_signal_tables"
+    create_database(name)
+    try:
+        with connect(name, autocommit=True) as admin, connect(name, autocommit=True) as reader:
+            user = unique("nosignal")
+            admin.execute("SELECT authz_grant(%s::text, 'document:read', 5)", (user,))
+            warm(reader, user)
+            for kind in ("facts", "keys", "relations", "catalog"):
+                admin.execute(f"ALTER EXTENSION authz_ext DROP TABLE authz.signal_{kind}")
+                admin.execute(f"DROP TABLE authz.signal_{kind}")
+            admin.execute("SELECT authz_revoke(%s::text, 'document:read', 5)", (user,))
+            check = "SELECT authz_check(%s::text, 'document:read', 5)"
+            assert reader.execute(check, (user,)).fetchone()[0] is False
+            admin.execute("SELECT authz_grant(%s::text, 'document:read', 5)", (user,))
+            assert reader.execute(check, (user,)).fetchone()[0] is True
+            with connect(name, autocommit=True) as fresh:
+                warm(fresh, user)
+                admin.execute("SELECT authz_revoke(%s::text, 'document:read', 5)", (user,))
+                assert fresh.execute(check, (user,)).fetchone()[0] is False
+            # Kinds that no list of changed users covers: a key, a relationship.
+            key_id, token = admin.execute("SELECT key_id, token FROM api_key_create(%s::text, 'k', ARRAY['documents:read'])",
+                                          (user,)).fetchone()
+            validate = "SELECT status FROM api_key_validate(%s)"
+            assert [reader.execute(validate, (token,)).fetchone()[0] for _ in range(2)] == ["valid", "valid"]
+            admin.execute("SELECT api_key_revoke(%s)", (key_id,))
+            assert reader.execute(validate, (token,)).fetchone()[0] == "revoked"
+            admin.execute("SELECT authz_model_write(%s)", ("model\n  schema 1.1\ntype user\ntype doc\n  relations\n    define viewer: [user]",))
+            admin.execute("SELECT authz_tuple_write('doc:1', 'viewer', 'user:1')")
+            related = "SELECT authz_relation_check('user:1', 'viewer', 'doc:1')"
+            assert [reader.execute(related).fetchone()[0] for _ in range(2)] == [True, True]
+            admin.execute("SELECT authz_tuple_delete('doc:1', 'viewer', 'user:1')")
+            assert reader.execute(related).fetchone()[0] is False
+    finally:
+        drop_database(name)
 
 
 def test_a_key_principal_sees_its_key_revoked_by_the_next_statement(sessions, cache):

@@ -9,6 +9,12 @@
 //! pg_restore --disable-triggers does) or put to fire in origin mode only: writes would
 //! then go unnoticed, so the cache is not trusted until the triggers are back.
 //!
+//! A write does not invalidate the table it changed: the trigger invalidates its kind's
+//! signal table (`authz.signal_facts`, ...; empty, read by no plan), so that the plans
+//! reading the written table stay valid in every backend, the writer's own included.
+//! Invalidations of the tables themselves come from DDL, and make this backend look at
+//! their triggers again.
+//!
 //! The relcache callback only bumps counters (`Cell`s): it never borrows the cache, so an
 //! invalidation processed at any moment, even while the cache is in use, is safe.
 
@@ -26,6 +32,23 @@ pub enum Kind {
     Keys,
     Relations,
     Catalog,
+}
+
+/// The signal table of each kind (sql/cache.sql), in the schema of the tables.
+const SIGNALS: [(Kind, &std::ffi::CStr); 4] = [
+    (Kind::Facts, c"signal_facts"),
+    (Kind::Keys, c"signal_keys"),
+    (Kind::Relations, c"signal_relations"),
+    (Kind::Catalog, c"signal_catalog"),
+];
+
+/// The signal table of `kind` beside `table` (None: there is none, as in a database whose
+/// install script predates them: the table itself is invalidated then).
+pub fn signal_of(kind: Kind, table: Oid) -> Option<Oid> {
+    let (_, name) = SIGNALS.iter().find(|(k, _)| *k == kind)?;
+    // SAFETY: syscache lookups by oid and by name.
+    let oid = unsafe { pg_sys::get_relname_relid(name.as_ptr(), pg_sys::get_rel_namespace(table)) };
+    (oid != pg_sys::InvalidOid).then_some(oid)
 }
 
 impl Kind {
@@ -70,6 +93,9 @@ struct Table {
 
 thread_local! {
     static TABLES: RefCell<Vec<Table>> = const { RefCell::new(Vec::new()) };
+    /// The signal tables found beside them (kept until found again: an invalidation of an
+    /// old one still counts).
+    static SIGNAL_TABLES: Cell<[(Oid, Kind); 4]> = const { Cell::new([(pg_sys::InvalidOid, Kind::Catalog); 4]) };
     /// The trigger function, authz.note_change().
     static NOTE_CHANGE: Cell<Oid> = const { Cell::new(pg_sys::InvalidOid) };
 }
@@ -110,6 +136,12 @@ pub fn register() {
 
 #[pgrx::pg_guard]
 unsafe extern "C-unwind" fn on_relcache_invalidation(_arg: Datum, relid: Oid) {
+    // A write's (its trigger's): what its kind makes stale, nothing to look at again.
+    let signal = SIGNAL_TABLES.try_with(|s| s.get().iter().find(|(oid, _)| *oid == relid && relid != pg_sys::InvalidOid).map(|s| s.1));
+    if let Ok(Some(kind)) = signal {
+        make_stale(Some(kind));
+        return;
+    }
     // InvalidOid: every relation (after a lost invalidation queue).
     let kind = match relid == pg_sys::InvalidOid {
         true => None,
@@ -126,19 +158,31 @@ unsafe extern "C-unwind" fn on_relcache_invalidation(_arg: Datum, relid: Oid) {
             _ => None, // unknown while being read: assume the worst
         },
     };
+    make_stale(kind);
+    if matches!(kind, None | Some(Kind::Keys | Kind::Catalog)) {
+        super::writers::note_invalidation(relid);
+    }
+    STATE.set(match (kind, STATE.get()) {
+        (None, _) => State::Unknown,
+        (_, State::Sound | State::Unsound { .. }) => State::Stale,
+        (_, state) => state,
+    });
+}
+
+/// Bumps the epochs a change of `kind` makes stale: a kind its own side, a catalog change
+/// (and an unknown one, None) everything.
+fn make_stale(kind: Option<Kind>) {
     let bump = |epoch: &Cell<u64>| epoch.set(epoch.get() + 1);
     // A facts table's rows name their users in the ring (trust.rs) where there is one.
     let users_named = kind == Some(Kind::Facts)
         && super::trust::users_named_by_ring()
         && !super::writers::this_transaction_changed_users();
-    // A kind makes its own side stale; a catalog change (and an unknown one) everything.
     let everything = matches!(kind, None | Some(Kind::Catalog));
     if (everything || kind == Some(Kind::Facts)) && !users_named {
         flush_facts();
     }
     if everything || kind == Some(Kind::Keys) {
         bump(&KEYS_EPOCH);
-        super::writers::note_invalidation(relid);
     }
     if everything || kind == Some(Kind::Relations) {
         bump(&RELATIONS_EPOCH);
@@ -146,11 +190,6 @@ unsafe extern "C-unwind" fn on_relcache_invalidation(_arg: Datum, relid: Oid) {
     if everything {
         bump(&CATALOG_EPOCH);
     }
-    STATE.set(match (kind, STATE.get()) {
-        (None, _) => State::Unknown,
-        (_, State::Sound | State::Unsound { .. }) => State::Stale,
-        (_, state) => state,
-    });
 }
 
 /// Makes every cached user's facts stale.
@@ -228,6 +267,17 @@ fn look_again() -> Option<bool> {
         }
         sound &= now.sound && now.kind.is_some();
         seen.push(Table { oid: table.oid, kind: now.kind.unwrap_or(Kind::Catalog), triggers: now.triggers });
+    }
+    // The signal tables beside them (a table's DDL, as creating the extension is, has this
+    // backend look again).
+    if let Some(table) = seen.first() {
+        let mut signals = SIGNAL_TABLES.get();
+        for (found, (kind, _)) in signals.iter_mut().zip(SIGNALS) {
+            if let Some(oid) = signal_of(kind, table.oid) {
+                *found = (oid, kind);
+            }
+        }
+        SIGNAL_TABLES.set(signals);
     }
     TABLES.set(seen);
     Some(sound)

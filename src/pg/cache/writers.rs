@@ -192,8 +192,11 @@ fn authz_note_change<'a>(
     // SAFETY: a plain read of a setting's variable.
     let replica = unsafe { pg_sys::SessionReplicationRole } == pg_sys::SESSION_REPLICATION_ROLE_REPLICA as i32;
     if !row || replica {
+        // Of the kind's signal table, not of this one: plans reading it stay valid.
+        let table = trigger.relid()?;
+        let signal = Kind::of(trigger.trigger()).and_then(|kind| super::tables::signal_of(kind, table));
         // SAFETY: queues an invalidation of an existing relation, sent when this commits.
-        unsafe { pg_sys::CacheInvalidateRelcacheByRelid(trigger.relid()?) };
+        unsafe { pg_sys::CacheInvalidateRelcacheByRelid(signal.unwrap_or(table)) };
     }
     if Kind::of(trigger.trigger()) == Some(Kind::Facts) {
         let event = trigger.trigger_data().tg_event;
