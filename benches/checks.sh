@@ -260,9 +260,13 @@ read -r STREAM_QUIET_NS STREAM_QUIET_HITS < <(stream_scan)
 cluster_psql -d "$DB" -q -c "CALL bench_grant_stream(60)" >/dev/null 2>&1 &
 STREAM=$!
 sleep 2
-GRANTS_BEFORE=$(grants_total); STREAM_STARTED=$SECONDS
+# The rate over the scans (a second or two: whole seconds would misstate it by half), each
+# count's snapshot taken about when its clock reading is.
+STREAM_STARTED=$EPOCHREALTIME; GRANTS_BEFORE=$(grants_total)
 read -r STREAM_BUSY_NS STREAM_BUSY_HITS < <(stream_scan)
-STREAM_RATE=$(( ($(grants_total) - GRANTS_BEFORE) / (SECONDS - STREAM_STARTED > 0 ? SECONDS - STREAM_STARTED : 1) ))
+STREAM_ENDED=$EPOCHREALTIME; GRANTS_AFTER=$(grants_total)
+STREAM_RATE=$(awk -v n="$((GRANTS_AFTER - GRANTS_BEFORE))" -v a="$STREAM_STARTED" -v b="$STREAM_ENDED" \
+  'BEGIN { printf "%.0f", n / (b - a) }')
 kill "$STREAM" 2>/dev/null; wait "$STREAM" 2>/dev/null || true
 sql -q -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'CALL bench_grant_stream%'" >/dev/null
 echo "  quiet $STREAM_QUIET_NS ns/check (hits $STREAM_QUIET_HITS %), during the stream $STREAM_BUSY_NS ns/check" \

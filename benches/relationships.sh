@@ -164,13 +164,8 @@ chown -R postgres:postgres "$DIR"
 declare -A WRITERS
 for _ in 1 2; do
   for name in tuple plain; do
-    out=$(as_postgres "$PG_BIN/pgbench" -h "$PGHOST_USED" -p "$PGPORT_USED" -U postgres -n -M prepared \
-            -c 8 -j 2 -T 10 -f "$DIR/$name.sql" "$DB" 2>&1)
-    tps=$(awk '/^tps = / { print $3 }' <<<"$out")
-    if [ -z "$tps" ] || ! grep -q '^number of failed transactions: 0 ' <<<"$out"; then
-      echo "the $name writers failed:" >&2; echo "$out" >&2; exit 1
-    fi
-    if [ -z "${WRITERS[$name]:-}" ] || awk "BEGIN { exit !($tps > ${WRITERS[$name]}) }"; then WRITERS[$name]=$tps; fi
+    tps=$(pgbench_tps "$DIR/$name.sql" "$DB" 8 10)
+    keep_best WRITERS "$name" "$tps"
   done
 done
 scan=$(figure scan <<<"$lists"); walk=$(figure walk <<<"$lists")

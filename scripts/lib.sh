@@ -107,6 +107,26 @@ cluster_psql() {
   PGOPTIONS="-c client_min_messages=warning" "$PG_BIN/psql" -X -v ON_ERROR_STOP=1 -q -h "$PGHOST_USED" -p "$PGPORT_USED" -U postgres "$@"
 }
 
+# pgbench_tps SCRIPT DATABASE CLIENTS SECONDS [PGOPTIONS]: the TPS of one pgbench run
+# (-M prepared, a thread per core up to CLIENTS) against the cluster last started; fails,
+# printing pgbench's output, if a transaction failed.
+pgbench_tps() {
+  local out threads=$(( $3 < 2 ? $3 : 2 ))
+  out=$(as_postgres env PGOPTIONS="${5:-}" "$PG_BIN/pgbench" -h "$PGHOST_USED" -p "$PGPORT_USED" -U postgres -n \
+          -M prepared -c "$3" -j "$threads" -T "$4" -f "$1" "$2" 2>&1) || true
+  if ! grep -q '^number of failed transactions: 0 ' <<<"$out"; then
+    echo "pgbench $1 failed:" >&2; echo "$out" >&2; return 1
+  fi
+  awk '/^tps = / { print $3 }' <<<"$out"
+}
+
+# keep_best ARRAY NAME TPS: keeps the larger of ARRAY[NAME] and TPS (ARRAY: the name of an
+# associative array).
+keep_best() {
+  local -n best=$1
+  if [ -z "${best[$2]:-}" ] || awk "BEGIN { exit !($3 > ${best[$2]}) }"; then best[$2]=$3; fi
+}
+
 # The extension version the control file names (default_version).
 extension_version() { sed -n "s/^default_version = '\(.*\)'/\1/p" "$ROOT/authz_ext.control"; }
 

@@ -128,12 +128,7 @@ mod tests {
         // The cache's invalidation goes to the kind's signal table (sql/cache.sql), not to
         // the table written, so plans reading it are not planned again.
         assert!(plan_survives(c"SELECT count(*) FROM authz.grants", "SELECT authz_grant(7, 'report:read', 1)"));
-        Spi::run("SELECT authz_model_write('model
-  schema 1.1
-type user
-type doc
-  relations
-    define viewer: [user]')").unwrap();
+        Spi::run(r"SELECT authz_model_write(E'model\n  schema 1.1\ntype user\ntype doc\n  relations\n    define viewer: [user]')").unwrap();
         let write = "SELECT authz_tuple_write('doc:1', 'viewer', 'user:7')";
         assert!(plan_survives(c"SELECT count(*) FROM authz.relation_tuples", write));
         // DDL on the table still invalidates them (the test can tell).

@@ -136,17 +136,17 @@ pub fn register() {
 
 #[pgrx::pg_guard]
 unsafe extern "C-unwind" fn on_relcache_invalidation(_arg: Datum, relid: Oid) {
-    // A write's (its trigger's): what its kind makes stale, nothing to look at again.
-    let signal = SIGNAL_TABLES.try_with(|s| s.get().iter().find(|(oid, _)| *oid == relid && relid != pg_sys::InvalidOid).map(|s| s.1));
-    if let Ok(Some(kind)) = signal {
-        make_stale(Some(kind));
-        return;
-    }
     // InvalidOid: every relation (after a lost invalidation queue).
     let kind = match relid == pg_sys::InvalidOid {
         true => None,
         false => match TABLES.try_with(|t| t.try_borrow().map(|t| (t.is_empty(), t.iter().find(|t| t.oid == relid).map(|t| t.kind)))) {
             Ok(Ok((none_known, None))) => {
+                // A write's, on its kind's signal table: that kind is stale, and there is
+                // nothing to look at again.
+                if let Ok(Some((_, kind))) = SIGNAL_TABLES.try_with(|s| s.get().into_iter().find(|(oid, _)| *oid == relid)) {
+                    make_stale(Some(kind));
+                    return;
+                }
                 // Not one of ours, unless this backend has not looked (or must look again):
                 // then it may be a keys table, changed by DDL here (shared_keys.rs).
                 if none_known || STATE.get() != State::Sound {
