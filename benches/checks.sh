@@ -302,18 +302,18 @@ printf 'SELECT 1;\n' > "$DIR/select1.sql"
 printf '\\set u random(1, 10000)\n\\set r random(1, 1000000)\nSELECT authz_check(:u::bigint, :perm, :r::bigint);\n' > "$DIR/check.sql"
 printf '\\set r random(1, 1000000)\nSELECT authz_check(2::bigint, :perm, :r::bigint);\n' > "$DIR/busy.sql"
 chown -R postgres:postgres "$DIR"
-tps() {  # tps SCRIPT [CLIENTS]
-  as_postgres "$PG_BIN/pgbench" -h "$PGHOST_USED" -p "$PGPORT_USED" -U postgres -n -M prepared -c "${2:-2}" -j 2 \
-    -T "$PGBENCH_SECONDS" -D perm=document:read -f "$DIR/$1.sql" "$DB" 2>/dev/null | awk '/^tps = / { printf "%.0f", $3 }'
-}
-# The best of two interleaved rounds.
-max() { awk -v a="$1" -v b="$2" 'BEGIN { print (a > b ? a : b) }'; }
-TPS_SELECT1=0; TPS_CHECK=0; TPS_BUSY=0; TPS32_SELECT1=0; TPS32_CHECK=0
+# The best of two interleaved rounds, by script and clients.
+declare -A TPS
 for _ in 1 2; do
-  TPS_SELECT1=$(max "$TPS_SELECT1" "$(tps select1)"); TPS_CHECK=$(max "$TPS_CHECK" "$(tps check)")
-  TPS_BUSY=$(max "$TPS_BUSY" "$(tps busy)")
-  TPS32_SELECT1=$(max "$TPS32_SELECT1" "$(tps select1 32)"); TPS32_CHECK=$(max "$TPS32_CHECK" "$(tps check 32)")
+  for run in "select1 2" "check 2" "busy 2" "select1 32" "check 32"; do
+    read -r script clients <<<"$run"
+    tps=$(pgbench_tps "$DIR/$script.sql" "$DB" "$clients" "$PGBENCH_SECONDS" "" -D perm=document:read) || exit 1
+    keep_best TPS "$run" "$tps"
+  done
 done
+whole() { printf '%.0f' "$1"; }
+TPS_SELECT1=$(whole "${TPS[select1 2]}"); TPS_CHECK=$(whole "${TPS[check 2]}"); TPS_BUSY=$(whole "${TPS[busy 2]}")
+TPS32_SELECT1=$(whole "${TPS[select1 32]}"); TPS32_CHECK=$(whole "${TPS[check 32]}")
 
 echo "concurrency: cache bypasses with no writes"
 ensure_venv

@@ -107,13 +107,13 @@ cluster_psql() {
   PGOPTIONS="-c client_min_messages=warning" "$PG_BIN/psql" -X -v ON_ERROR_STOP=1 -q -h "$PGHOST_USED" -p "$PGPORT_USED" -U postgres "$@"
 }
 
-# pgbench_tps SCRIPT DATABASE CLIENTS SECONDS [PGOPTIONS]: the TPS of one pgbench run
-# (-M prepared, a thread per core up to CLIENTS) against the cluster last started; fails,
-# printing pgbench's output, if a transaction failed.
+# pgbench_tps SCRIPT DATABASE CLIENTS SECONDS [PGOPTIONS [PGBENCH_ARG...]]: the TPS of one
+# pgbench run (-M prepared, a thread per core up to CLIENTS) against the cluster last
+# started; fails, printing pgbench's output, if a transaction failed.
 pgbench_tps() {
   local out threads=$(( $3 < 2 ? $3 : 2 ))
   out=$(as_postgres env PGOPTIONS="${5:-}" "$PG_BIN/pgbench" -h "$PGHOST_USED" -p "$PGPORT_USED" -U postgres -n \
-          -M prepared -c "$3" -j "$threads" -T "$4" -f "$1" "$2" 2>&1) || true
+          -M prepared -c "$3" -j "$threads" -T "$4" "${@:6}" -f "$1" "$2" 2>&1) || true
   if ! grep -q '^number of failed transactions: 0 ' <<<"$out"; then
     echo "pgbench $1 failed:" >&2; echo "$out" >&2; return 1
   fi
