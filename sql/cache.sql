@@ -18,9 +18,10 @@
 -- The signal tables stay empty and no query reads them. Invalidating the changed table
 -- itself would invalidate every cached plan that reads it, in every backend: each write
 -- would have the next call of every function reading the table plan its statements
--- again. Backends find the signal tables whenever they look at the triggers (after DDL on
--- a table of the list): whatever creates one also re-creates the triggers, as this
--- script does.
+-- again. The signal tables are those in the schema of authz.note_change(), for writers and
+-- readers alike. Backends find them whenever they look at the triggers (after DDL on a
+-- table of the list), and look again when a relation takes or leaves one of their names
+-- there: a signal table dropped, renamed or made again is found by every backend.
 CREATE TABLE authz.signal_facts ();
 CREATE TABLE authz.signal_keys ();
 CREATE TABLE authz.signal_relations ();

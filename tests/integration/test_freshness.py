@@ -444,6 +444,63 @@ def test_without_the_signal_tables_writes_still_invalidate(sessions):
         drop_database(name)
 
 
+def test_a_signal_table_made_again_is_found_by_every_reader(sessions):
+    # Readers find the signal tables once, and writers look theirs up by name at every
+    # statement: a signal table renamed, dropped or created (as an upgrade script may)
+    # must be found again by a reader that trusts its cache, or its writes go unseen.
+    name = "authz_signal_tables_again"
+    create_database(name)
+    try:
+        with connect(name, autocommit=True) as admin, connect(name, autocommit=True) as reader:
+            user = unique("resignal")
+            check = "SELECT authz_check(%s::text, 'document:read', 5)"
+            admin.execute("SELECT authz_grant(%s::text, 'document:read', 5)", (user,))
+            warm(reader, user)
+            # Renamed away and made again in one transaction.
+            with admin.transaction():
+                admin.execute("ALTER EXTENSION authz_ext DROP TABLE authz.signal_facts")
+                admin.execute("ALTER TABLE authz.signal_facts RENAME TO signal_facts_old")
+                admin.execute("CREATE TABLE authz.signal_facts ()")
+            warm(reader, user)
+            admin.execute("SELECT authz_revoke(%s::text, 'document:read', 5)", (user,))
+            assert reader.execute(check, (user,)).fetchone()[0] is False
+            # Dropped, written without it (the reader looks again), then made again.
+            admin.execute("SELECT authz_grant(%s::text, 'document:read', 5)", (user,))
+            warm(reader, user)
+            admin.execute("DROP TABLE authz.signal_facts")
+            warm(reader, user)
+            admin.execute("SELECT authz_grant(%s::text, 'document:update', 5)", (user,))
+            warm(reader, user)
+            admin.execute("CREATE TABLE authz.signal_facts ()")
+            warm(reader, user)
+            admin.execute("SELECT authz_revoke(%s::text, 'document:read', 5)", (user,))
+            assert reader.execute(check, (user,)).fetchone()[0] is False
+            # The same for keys, whose memo no list of changed users covers.
+            key_id, token = admin.execute("SELECT key_id, token FROM api_key_create(%s::text, 'k', ARRAY['documents:read'])",
+                                          (user,)).fetchone()
+            validate = "SELECT status FROM api_key_validate(%s)"
+            assert [reader.execute(validate, (token,)).fetchone()[0] for _ in range(2)] == ["valid", "valid"]
+            with admin.transaction():
+                admin.execute("ALTER TABLE authz.signal_keys RENAME TO signal_keys_old")
+                admin.execute("CREATE TABLE authz.signal_keys ()")
+            assert reader.execute(validate, (token,)).fetchone()[0] == "valid"
+            admin.execute("SELECT api_key_revoke(%s)", (key_id,))
+            assert reader.execute(validate, (token,)).fetchone()[0] == "revoked"
+            # And relationships, dropped and made again between two writes.
+            admin.execute("SELECT authz_model_write(%s)", ("model\n  schema 1.1\ntype user\ntype doc\n  relations\n    define viewer: [user]",))
+            admin.execute("SELECT authz_tuple_write('doc:1', 'viewer', 'user:1')")
+            related = "SELECT authz_relation_check('user:1', 'viewer', 'doc:1')"
+            assert [reader.execute(related).fetchone()[0] for _ in range(2)] == [True, True]
+            admin.execute("ALTER EXTENSION authz_ext DROP TABLE authz.signal_relations")
+            admin.execute("DROP TABLE authz.signal_relations")
+            admin.execute("CREATE TABLE authz.signal_relations ()")
+            assert reader.execute(related).fetchone()[0] is True
+            admin.execute("SELECT authz_tuple_delete('doc:1', 'viewer', 'user:1')")
+            assert reader.execute(related).fetchone()[0] is False
+    finally:
+        drop_database(name)
+
+
 def test_a_key_principal_sees_its_key_revoked_by_the_next_statement(sessions, cache):
     """authz_can for a principal from an API key reads the key once while nothing changes;
     a revoke committed elsewhere counts from the next statement, mid-transaction."""

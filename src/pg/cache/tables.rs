@@ -13,7 +13,9 @@
 //! signal table (`authz.signal_facts`, ...; empty, read by no plan), so that the plans
 //! reading the written table stay valid in every backend, the writer's own included.
 //! Invalidations of the tables themselves come from DDL, and make this backend look at
-//! their triggers again.
+//! their triggers again. The signal tables are those of the trigger function's schema, for
+//! writers and readers alike; a relation taking or leaving one of their names there (a
+//! signal table dropped, renamed or made again) has this backend find them again.
 //!
 //! The relcache callback only bumps counters (`Cell`s): it never borrows the cache, so an
 //! invalidation processed at any moment, even while the cache is in use, is safe.
@@ -34,7 +36,7 @@ pub enum Kind {
     Catalog,
 }
 
-/// The signal table of each kind (sql/cache.sql), in the schema of the tables.
+/// The signal table of each kind (sql/cache.sql), in the schema of authz.note_change().
 const SIGNALS: [(Kind, &std::ffi::CStr); 4] = [
     (Kind::Facts, c"signal_facts"),
     (Kind::Keys, c"signal_keys"),
@@ -42,13 +44,22 @@ const SIGNALS: [(Kind, &std::ffi::CStr); 4] = [
     (Kind::Catalog, c"signal_catalog"),
 ];
 
-/// The signal table of `kind` beside `table` (None: there is none, as in a database whose
-/// install script predates them: the table itself is invalidated then).
-pub fn signal_of(kind: Kind, table: Oid) -> Option<Oid> {
+/// The signal table of `kind` beside the trigger function `note_change` (None: there is
+/// none, as in a database whose install script predates them: the table written is
+/// invalidated then).
+pub fn signal_of(kind: Kind, note_change: Oid) -> Option<Oid> {
     let (_, name) = SIGNALS.iter().find(|(k, _)| *k == kind)?;
     // SAFETY: syscache lookups by oid and by name.
-    let oid = unsafe { pg_sys::get_relname_relid(name.as_ptr(), pg_sys::get_rel_namespace(table)) };
+    let oid = unsafe { pg_sys::get_relname_relid(name.as_ptr(), pg_sys::get_func_namespace(note_change)) };
     (oid != pg_sys::InvalidOid).then_some(oid)
+}
+
+/// The hash under which PostgreSQL invalidates the pg_class row named `name` in `namespace`
+/// (a relation created, renamed or dropped under that name).
+fn relation_name_hash(name: &std::ffi::CStr, namespace: Oid) -> u32 {
+    let by_name = pg_sys::SysCacheIdentifier::RELNAMENSP as i32;
+    // SAFETY: hashes the two keys of the syscache by name (a C string, as lookups pass it).
+    unsafe { pg_sys::GetSysCacheHashValue(by_name, Datum::from(name.as_ptr()), Datum::from(namespace), Datum::from(0), Datum::from(0)) }
 }
 
 impl Kind {
@@ -93,9 +104,11 @@ struct Table {
 
 thread_local! {
     static TABLES: RefCell<Vec<Table>> = const { RefCell::new(Vec::new()) };
-    /// The signal tables found beside them (kept until found again: an invalidation of an
-    /// old one still counts).
-    static SIGNAL_TABLES: Cell<[(Oid, Kind); 4]> = const { Cell::new([(pg_sys::InvalidOid, Kind::Catalog); 4]) };
+    /// Every signal table found (an invalidation sent to one before it was replaced still
+    /// counts). Pushed to after the catalog lookups, never borrowed across one.
+    static SIGNAL_TABLES: RefCell<Vec<(Oid, Kind)>> = const { RefCell::new(Vec::new()) };
+    /// The hashes of the signal tables' names in their schema (relation_name_hash).
+    static SIGNAL_NAMES: Cell<[u32; 4]> = const { Cell::new([0; 4]) };
     /// The trigger function, authz.note_change().
     static NOTE_CHANGE: Cell<Oid> = const { Cell::new(pg_sys::InvalidOid) };
 }
@@ -128,10 +141,25 @@ pub fn epochs() -> Epochs {
     Epochs { facts: FACTS_EPOCH.get(), catalog: CATALOG_EPOCH.get(), keys: KEYS_EPOCH.get(), relations: RELATIONS_EPOCH.get() }
 }
 
-/// Registers the relcache callback; called once, at library load.
+/// Registers the relcache and relation-name callbacks; called once, at library load.
 pub fn register() {
-    // SAFETY: a plain registration of a function that lives as long as the library.
-    unsafe { pg_sys::CacheRegisterRelcacheCallback(Some(on_relcache_invalidation), Datum::from(0)) };
+    let by_name = pg_sys::SysCacheIdentifier::RELNAMENSP as i32;
+    // SAFETY: plain registrations of functions that live as long as the library.
+    unsafe {
+        pg_sys::CacheRegisterRelcacheCallback(Some(on_relcache_invalidation), Datum::from(0));
+        pg_sys::CacheRegisterSyscacheCallback(by_name, Some(on_relation_name_invalidation), Datum::from(0));
+    }
+}
+
+/// A relation took or left a signal table's name in its schema (0: the whole syscache was
+/// reset). Writers may now signal a table this backend does not know: everything is stale,
+/// and the tables are read again before the cache is trusted.
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn on_relation_name_invalidation(_arg: Datum, _cache: std::ffi::c_int, hash: u32) {
+    if hash == 0 || SIGNAL_NAMES.get().contains(&hash) {
+        make_stale(None);
+        STATE.set(State::Unknown);
+    }
 }
 
 #[pgrx::pg_guard]
@@ -143,9 +171,10 @@ unsafe extern "C-unwind" fn on_relcache_invalidation(_arg: Datum, relid: Oid) {
             Ok(Ok((none_known, None))) => {
                 // A write's, on its kind's signal table: that kind is stale, and there is
                 // nothing to look at again.
-                if let Ok(Some((_, kind))) = SIGNAL_TABLES.try_with(|s| s.get().into_iter().find(|(oid, _)| *oid == relid)) {
-                    make_stale(Some(kind));
-                    return;
+                match SIGNAL_TABLES.try_with(|s| s.try_borrow().map(|s| s.iter().find(|(oid, _)| *oid == relid).map(|s| s.1))) {
+                    Ok(Ok(Some(kind))) => return make_stale(Some(kind)),
+                    Ok(Ok(None)) => {}
+                    _ => return make_stale(None), // unknown while being read: assume the worst
                 }
                 // Not one of ours, unless this backend has not looked (or must look again):
                 // then it may be a keys table, changed by DDL here (shared_keys.rs).
@@ -268,16 +297,21 @@ fn look_again() -> Option<bool> {
         sound &= now.sound && now.kind.is_some();
         seen.push(Table { oid: table.oid, kind: now.kind.unwrap_or(Kind::Catalog), triggers: now.triggers });
     }
-    // The signal tables beside them (a table's DDL, as creating the extension is, has this
-    // backend look again).
-    if let Some(table) = seen.first() {
-        let mut signals = SIGNAL_TABLES.get();
-        for (found, (kind, _)) in signals.iter_mut().zip(SIGNALS) {
-            if let Some(oid) = signal_of(kind, table.oid) {
-                *found = (oid, kind);
-            }
+    // The signal tables, and their names to watch (a table's DDL, as creating the extension
+    // is, and a signal table's name changing hands have this backend look again).
+    let note_change = NOTE_CHANGE.get();
+    // SAFETY: a syscache lookup.
+    let namespace = unsafe { pg_sys::get_func_namespace(note_change) };
+    if namespace != pg_sys::InvalidOid {
+        SIGNAL_NAMES.set(SIGNALS.map(|(_, name)| relation_name_hash(name, namespace)));
+        for (kind, _) in SIGNALS {
+            let Some(oid) = signal_of(kind, note_change) else { continue };
+            SIGNAL_TABLES.with_borrow_mut(|found| {
+                if !found.contains(&(oid, kind)) {
+                    found.push((oid, kind));
+                }
+            });
         }
-        SIGNAL_TABLES.set(signals);
     }
     TABLES.set(seen);
     Some(sound)

@@ -194,7 +194,7 @@ fn authz_note_change<'a>(
     if !row || replica {
         // Of the kind's signal table, not of this one: plans reading it stay valid.
         let table = trigger.relid()?;
-        let signal = Kind::of(trigger.trigger()).and_then(|kind| super::tables::signal_of(kind, table));
+        let signal = Kind::of(trigger.trigger()).and_then(|kind| super::tables::signal_of(kind, trigger.trigger().tgfoid));
         // SAFETY: queues an invalidation of an existing relation, sent when this commits.
         unsafe { pg_sys::CacheInvalidateRelcacheByRelid(signal.unwrap_or(table)) };
     }
