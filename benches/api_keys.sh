@@ -57,8 +57,8 @@ VACUUM ANALYZE;
 ALTER DATABASE authz_bench SET authz.key_last_used_interval = 3600;
 SET authz.key_last_used_interval = 3600;
 SELECT count(*) AS warmed_up FROM bench_tokens, LATERAL api_key_validate(token) v WHERE v.valid;
--- The warm-up updated every key's last_used_at: vacuum now, not during the first round
--- (where autovacuum slowed the validating rows by a sixth).
+-- The warm-up updated every key's last_used_at: vacuum now rather than have autovacuum
+-- do it during the first round.
 VACUUM ANALYZE authz.api_key_usage;
 CHECKPOINT;
 SQL
