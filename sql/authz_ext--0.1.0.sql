@@ -1265,7 +1265,7 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/checks.rs:363
+-- src/pg/checks.rs:366
 -- authz_ext::pg::checks::authz_check
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
@@ -1289,7 +1289,7 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/checks.rs:392
+-- src/pg/checks.rs:395
 -- authz_ext::pg::checks::authz_explain
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
@@ -1331,7 +1331,7 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/checks.rs:461
+-- src/pg/checks.rs:464
 -- authz_ext::pg::checks::authz_noop_check
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
@@ -1343,13 +1343,13 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/checks.rs:427
+-- src/pg/checks.rs:430
 -- authz_ext::pg::checks::authz_require
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/pg/checks.rs:378
+-- src/pg/checks.rs:381
 -- authz_ext::pg::checks::authz_resources
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */

@@ -300,13 +300,16 @@ pub(super) unsafe fn fast_or_guarded(
     fast: unsafe fn(pg_sys::FunctionCallInfo) -> Option<bool>,
     guarded: unsafe extern "C-unwind" fn(pg_sys::FunctionCallInfo) -> pg_sys::Datum,
 ) -> pg_sys::Datum {
+    // A plain value before the guarded call: a PostgreSQL error there ends in a longjmp
+    // across this frame, which must have nothing left to drop (a caught panic's payload).
     // SAFETY: as the caller promises.
-    match std::panic::catch_unwind(|| unsafe { fast(fcinfo) }) {
-        Ok(Some(allowed)) => {
+    let answer = std::panic::catch_unwind(|| unsafe { fast(fcinfo) }).ok().flatten();
+    match answer {
+        Some(allowed) => {
             stats::bump_all([Counter::CacheHits, if allowed { Counter::Allows } else { Counter::Denies }]);
             pg_sys::Datum::from(allowed)
         }
-        _ => unsafe { guarded(fcinfo) },
+        None => unsafe { guarded(fcinfo) },
     }
 }
 
