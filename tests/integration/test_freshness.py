@@ -4,6 +4,7 @@ functions and procedures, expiry there, writes in replica mode or with triggers 
 parallel plans under REPEATABLE READ, and logical replication; and the cache staying in
 use beside an open writer, a prepared transaction or a huge user. Each case runs with the
 decision cache on and off (the `cache` fixture)."""
+import contextlib
 import threading
 import time
 
@@ -14,6 +15,9 @@ from conftest import (CACHE_SETTINGS, HOST, PORT, ScratchCluster, connect, creat
                       stats, unique, with_cache)
 
 PAUSE = 1.5  # seconds a reader sleeps while another session commits
+CHECK = "SELECT authz_check(%s::text, 'document:read', 5)"
+VALIDATE = "SELECT status FROM api_key_validate(%s)"
+RELATED = "SELECT authz_relation_check('user:1', 'viewer', 'doc:1')"
 
 
 def later(seconds, sql, *params):
@@ -39,7 +43,7 @@ def results(cursor):
 def warm(reader, user):
     """Checks a few times, in statements of their own, so that a cache that is on holds the user."""
     for _ in range(3):
-        assert reader.execute("SELECT authz_check(%s::text, 'document:read', 5)", (user,)).fetchone()[0] is True
+        assert reader.execute(CHECK, (user,)).fetchone()[0] is True
 
 
 @pytest.fixture
@@ -404,101 +408,103 @@ def test_every_table_a_check_reads_invalidates_the_cache(sessions):
         assert (table, "note_change_row", "A", kind + "\\000") in triggers, (table, triggers)
 
 
+@contextlib.contextmanager
+def own_database(name):
+    """A new database with the extension, an admin and a reader session on it; dropped after."""
+    create_database(name)
+    try:
+        with connect(name, autocommit=True) as admin, connect(name, autocommit=True) as reader:
+            yield name, admin, reader
+    finally:
+        drop_database(name)
+
+
+def remembered_key(admin, reader, user):
+    """A new key of `user`, validated twice by `reader` (so remembered): its id and token."""
+    key_id, token = admin.execute("SELECT key_id, token FROM api_key_create(%s::text, 'k', ARRAY['documents:read'])",
+                                  (user,)).fetchone()
+    assert [reader.execute(VALIDATE, (token,)).fetchone()[0] for _ in range(2)] == ["valid", "valid"]
+    return key_id, token
+
+
+def remembered_relation(admin, reader):
+    """user:1 a viewer of doc:1 in a new model, checked twice by `reader` (RELATED)."""
+    admin.execute("SELECT authz_model_write(%s)", ("model\n  schema 1.1\ntype user\ntype doc\n  relations\n    define viewer: [user]",))
+    admin.execute("SELECT authz_tuple_write('doc:1', 'viewer', 'user:1')")
+    assert [reader.execute(RELATED).fetchone()[0] for _ in range(2)] == [True, True]
+
+
 def test_without_the_signal_tables_writes_still_invalidate(sessions):
     # A write invalidates its kind's signal table (sql/cache.sql). A database whose install
     # script has none invalidates the table written instead, as before them; a reader that
     # knew the signal tables honours that too.
-    name = "authz_no_signal_tables"
-    create_database(name)
-    try:
-        with connect(name, autocommit=True) as admin, connect(name, autocommit=True) as reader:
-            user = unique("nosignal")
-            admin.execute("SELECT authz_grant(%s::text, 'document:read', 5)", (user,))
-            warm(reader, user)
-            for kind in ("facts", "keys", "relations", "catalog"):
-                admin.execute(f"ALTER EXTENSION authz_ext DROP TABLE authz.signal_{kind}")
-                admin.execute(f"DROP TABLE authz.signal_{kind}")
+    with own_database("authz_no_signal_tables") as (name, admin, reader):
+        user = unique("nosignal")
+        admin.execute("SELECT authz_grant(%s::text, 'document:read', 5)", (user,))
+        warm(reader, user)
+        for kind in ("facts", "keys", "relations", "catalog"):
+            admin.execute(f"ALTER EXTENSION authz_ext DROP TABLE authz.signal_{kind}")
+            admin.execute(f"DROP TABLE authz.signal_{kind}")
+        admin.execute("SELECT authz_revoke(%s::text, 'document:read', 5)", (user,))
+        assert reader.execute(CHECK, (user,)).fetchone()[0] is False
+        admin.execute("SELECT authz_grant(%s::text, 'document:read', 5)", (user,))
+        assert reader.execute(CHECK, (user,)).fetchone()[0] is True
+        with connect(name, autocommit=True) as fresh:
+            warm(fresh, user)
             admin.execute("SELECT authz_revoke(%s::text, 'document:read', 5)", (user,))
-            check = "SELECT authz_check(%s::text, 'document:read', 5)"
-            assert reader.execute(check, (user,)).fetchone()[0] is False
-            admin.execute("SELECT authz_grant(%s::text, 'document:read', 5)", (user,))
-            assert reader.execute(check, (user,)).fetchone()[0] is True
-            with connect(name, autocommit=True) as fresh:
-                warm(fresh, user)
-                admin.execute("SELECT authz_revoke(%s::text, 'document:read', 5)", (user,))
-                assert fresh.execute(check, (user,)).fetchone()[0] is False
-            # Kinds that no list of changed users covers: a key, a relationship.
-            key_id, token = admin.execute("SELECT key_id, token FROM api_key_create(%s::text, 'k', ARRAY['documents:read'])",
-                                          (user,)).fetchone()
-            validate = "SELECT status FROM api_key_validate(%s)"
-            assert [reader.execute(validate, (token,)).fetchone()[0] for _ in range(2)] == ["valid", "valid"]
-            admin.execute("SELECT api_key_revoke(%s)", (key_id,))
-            assert reader.execute(validate, (token,)).fetchone()[0] == "revoked"
-            admin.execute("SELECT authz_model_write(%s)", ("model\n  schema 1.1\ntype user\ntype doc\n  relations\n    define viewer: [user]",))
-            admin.execute("SELECT authz_tuple_write('doc:1', 'viewer', 'user:1')")
-            related = "SELECT authz_relation_check('user:1', 'viewer', 'doc:1')"
-            assert [reader.execute(related).fetchone()[0] for _ in range(2)] == [True, True]
-            admin.execute("SELECT authz_tuple_delete('doc:1', 'viewer', 'user:1')")
-            assert reader.execute(related).fetchone()[0] is False
-    finally:
-        drop_database(name)
+            assert fresh.execute(CHECK, (user,)).fetchone()[0] is False
+        # Kinds that no list of changed users covers: a key, a relationship.
+        key_id, token = remembered_key(admin, reader, user)
+        admin.execute("SELECT api_key_revoke(%s)", (key_id,))
+        assert reader.execute(VALIDATE, (token,)).fetchone()[0] == "revoked"
+        remembered_relation(admin, reader)
+        admin.execute("SELECT authz_tuple_delete('doc:1', 'viewer', 'user:1')")
+        assert reader.execute(RELATED).fetchone()[0] is False
 
 
 def test_a_signal_table_made_again_is_found_by_every_reader(sessions):
     # Readers find the signal tables once, and writers look theirs up by name at every
     # statement: a signal table renamed, dropped or created (as an upgrade script may)
     # must be found again by a reader that trusts its cache, or its writes go unseen.
-    name = "authz_signal_tables_again"
-    create_database(name)
-    try:
-        with connect(name, autocommit=True) as admin, connect(name, autocommit=True) as reader:
-            user = unique("resignal")
-            check = "SELECT authz_check(%s::text, 'document:read', 5)"
-            admin.execute("SELECT authz_grant(%s::text, 'document:read', 5)", (user,))
-            warm(reader, user)
-            # Renamed away and made again in one transaction.
-            with admin.transaction():
-                admin.execute("ALTER EXTENSION authz_ext DROP TABLE authz.signal_facts")
-                admin.execute("ALTER TABLE authz.signal_facts RENAME TO signal_facts_old")
-                admin.execute("CREATE TABLE authz.signal_facts ()")
-            warm(reader, user)
-            admin.execute("SELECT authz_revoke(%s::text, 'document:read', 5)", (user,))
-            assert reader.execute(check, (user,)).fetchone()[0] is False
-            # Dropped, written without it (the reader looks again), then made again.
-            admin.execute("SELECT authz_grant(%s::text, 'document:read', 5)", (user,))
-            warm(reader, user)
-            admin.execute("DROP TABLE authz.signal_facts")
-            warm(reader, user)
-            admin.execute("SELECT authz_grant(%s::text, 'document:update', 5)", (user,))
-            warm(reader, user)
+    with own_database("authz_signal_tables_again") as (_, admin, reader):
+        user = unique("resignal")
+        admin.execute("SELECT authz_grant(%s::text, 'document:read', 5)", (user,))
+        warm(reader, user)
+        # Renamed away and made again in one transaction.
+        with admin.transaction():
+            admin.execute("ALTER EXTENSION authz_ext DROP TABLE authz.signal_facts")
+            admin.execute("ALTER TABLE authz.signal_facts RENAME TO signal_facts_old")
             admin.execute("CREATE TABLE authz.signal_facts ()")
-            warm(reader, user)
-            admin.execute("SELECT authz_revoke(%s::text, 'document:read', 5)", (user,))
-            assert reader.execute(check, (user,)).fetchone()[0] is False
-            # The same for keys, whose memo no list of changed users covers.
-            key_id, token = admin.execute("SELECT key_id, token FROM api_key_create(%s::text, 'k', ARRAY['documents:read'])",
-                                          (user,)).fetchone()
-            validate = "SELECT status FROM api_key_validate(%s)"
-            assert [reader.execute(validate, (token,)).fetchone()[0] for _ in range(2)] == ["valid", "valid"]
-            with admin.transaction():
-                admin.execute("ALTER TABLE authz.signal_keys RENAME TO signal_keys_old")
-                admin.execute("CREATE TABLE authz.signal_keys ()")
-            assert reader.execute(validate, (token,)).fetchone()[0] == "valid"
-            admin.execute("SELECT api_key_revoke(%s)", (key_id,))
-            assert reader.execute(validate, (token,)).fetchone()[0] == "revoked"
-            # And relationships, dropped and made again between two writes.
-            admin.execute("SELECT authz_model_write(%s)", ("model\n  schema 1.1\ntype user\ntype doc\n  relations\n    define viewer: [user]",))
-            admin.execute("SELECT authz_tuple_write('doc:1', 'viewer', 'user:1')")
-            related = "SELECT authz_relation_check('user:1', 'viewer', 'doc:1')"
-            assert [reader.execute(related).fetchone()[0] for _ in range(2)] == [True, True]
-            admin.execute("ALTER EXTENSION authz_ext DROP TABLE authz.signal_relations")
-            admin.execute("DROP TABLE authz.signal_relations")
-            admin.execute("CREATE TABLE authz.signal_relations ()")
-            assert reader.execute(related).fetchone()[0] is True
-            admin.execute("SELECT authz_tuple_delete('doc:1', 'viewer', 'user:1')")
-            assert reader.execute(related).fetchone()[0] is False
-    finally:
-        drop_database(name)
+        warm(reader, user)
+        admin.execute("SELECT authz_revoke(%s::text, 'document:read', 5)", (user,))
+        assert reader.execute(CHECK, (user,)).fetchone()[0] is False
+        # Dropped, written without it (the reader looks again), then made again.
+        admin.execute("SELECT authz_grant(%s::text, 'document:read', 5)", (user,))
+        warm(reader, user)
+        admin.execute("DROP TABLE authz.signal_facts")
+        warm(reader, user)
+        admin.execute("SELECT authz_grant(%s::text, 'document:update', 5)", (user,))
+        warm(reader, user)
+        admin.execute("CREATE TABLE authz.signal_facts ()")
+        warm(reader, user)
+        admin.execute("SELECT authz_revoke(%s::text, 'document:read', 5)", (user,))
+        assert reader.execute(CHECK, (user,)).fetchone()[0] is False
+        # The same for keys, whose memo no list of changed users covers.
+        key_id, token = remembered_key(admin, reader, user)
+        with admin.transaction():
+            admin.execute("ALTER TABLE authz.signal_keys RENAME TO signal_keys_old")
+            admin.execute("CREATE TABLE authz.signal_keys ()")
+        assert reader.execute(VALIDATE, (token,)).fetchone()[0] == "valid"
+        admin.execute("SELECT api_key_revoke(%s)", (key_id,))
+        assert reader.execute(VALIDATE, (token,)).fetchone()[0] == "revoked"
+        # And relationships, dropped and made again between two writes.
+        remembered_relation(admin, reader)
+        admin.execute("ALTER EXTENSION authz_ext DROP TABLE authz.signal_relations")
+        admin.execute("DROP TABLE authz.signal_relations")
+        admin.execute("CREATE TABLE authz.signal_relations ()")
+        assert reader.execute(RELATED).fetchone()[0] is True
+        admin.execute("SELECT authz_tuple_delete('doc:1', 'viewer', 'user:1')")
+        assert reader.execute(RELATED).fetchone()[0] is False
 
 
 def test_a_key_principal_sees_its_key_revoked_by_the_next_statement(sessions, cache):

@@ -48,9 +48,15 @@ const SIGNALS: [(Kind, &std::ffi::CStr); 4] = [
 /// none, as in a database whose install script predates them: the table written is
 /// invalidated then).
 pub fn signal_of(kind: Kind, note_change: Oid) -> Option<Oid> {
+    // SAFETY: a syscache lookup by oid.
+    signal_in(kind, unsafe { pg_sys::get_func_namespace(note_change) })
+}
+
+/// The signal table of `kind` in `namespace`.
+fn signal_in(kind: Kind, namespace: Oid) -> Option<Oid> {
     let (_, name) = SIGNALS.iter().find(|(k, _)| *k == kind)?;
-    // SAFETY: syscache lookups by oid and by name.
-    let oid = unsafe { pg_sys::get_relname_relid(name.as_ptr(), pg_sys::get_func_namespace(note_change)) };
+    // SAFETY: a syscache lookup by name.
+    let oid = unsafe { pg_sys::get_relname_relid(name.as_ptr(), namespace) };
     (oid != pg_sys::InvalidOid).then_some(oid)
 }
 
@@ -299,13 +305,12 @@ fn look_again() -> Option<bool> {
     }
     // The signal tables, and their names to watch (a table's DDL, as creating the extension
     // is, and a signal table's name changing hands have this backend look again).
-    let note_change = NOTE_CHANGE.get();
     // SAFETY: a syscache lookup.
-    let namespace = unsafe { pg_sys::get_func_namespace(note_change) };
+    let namespace = unsafe { pg_sys::get_func_namespace(NOTE_CHANGE.get()) };
     if namespace != pg_sys::InvalidOid {
         SIGNAL_NAMES.set(SIGNALS.map(|(_, name)| relation_name_hash(name, namespace)));
         for (kind, _) in SIGNALS {
-            let Some(oid) = signal_of(kind, note_change) else { continue };
+            let Some(oid) = signal_in(kind, namespace) else { continue };
             SIGNAL_TABLES.with_borrow_mut(|found| {
                 if !found.contains(&(oid, kind)) {
                     found.push((oid, kind));
